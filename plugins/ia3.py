@@ -1,0 +1,32 @@
+"""IA3: trainable vectors that rescale keys, values and feed-forward activations; weights frozen."""
+
+from peft import IA3Config, get_peft_model
+
+from tuning_bench import Method, Option, hookimpl
+from tuning_bench.method import learning_rate, peft_task_type
+
+
+class IA3(Method):
+    name = "ia3"
+    description = "IA3: learn scaling vectors for keys, values and feed-forward activations; weights frozen."
+    paper = "Liu et al. 2022, Few-Shot Parameter-Efficient Fine-Tuning is Better and Cheaper than In-Context Learning"
+    options = (
+        Option("target_modules", list, None, "Modules to rescale; empty means PEFT's default for the architecture.",
+               nullable=True, source="Liu et al. 2022: keys, values and the feed-forward output"),
+        Option("feedforward_modules", list, None, "Which of target_modules are feed-forward layers; empty means "
+               "PEFT's default.", nullable=True, source="PEFT defaults per architecture"),
+        learning_rate(3e-3, "Liu et al. 2022 (T-Few): 3e-3 with Adafactor"),
+    )
+
+    def adapt(self, loaded, task, config):
+        peft_config = IA3Config(
+            task_type=peft_task_type(loaded),
+            target_modules=config["target_modules"] or None,
+            feedforward_modules=config["feedforward_modules"] or None,
+        )
+        return get_peft_model(loaded.model, peft_config)
+
+
+@hookimpl
+def register_methods(register):
+    register(IA3())

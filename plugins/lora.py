@@ -1,0 +1,40 @@
+"""LoRA: trainable low-rank updates to chosen weight matrices; the original weights stay frozen."""
+
+from peft import LoraConfig, get_peft_model
+
+from tuning_bench import Method, Option, hookimpl
+from tuning_bench.method import learning_rate, peft_task_type
+
+
+class LoRA(Method):
+    name = "lora"
+    description = "LoRA: learn rank-r updates B·A to attention projections; original weights frozen."
+    paper = "Hu et al. 2021, LoRA: Low-Rank Adaptation of Large Language Models"
+    options = (
+        Option("r", int, 8, "Rank of the update.", minimum=1, maximum=1024,
+               source="Hu et al. 2021, sec. 7.2: r of 4-8 suffices on W_q and W_v"),
+        Option("alpha", int, 16, "Scaling numerator: the update is scaled by alpha / r.", minimum=1, maximum=4096,
+               source="PEFT examples (alpha = 2r)"),
+        Option("dropout", float, 0.05, "Dropout on the LoRA input.", minimum=0.0, maximum=0.9,
+               source="PEFT examples (0.05); Hu et al. 2021 used 0.1 for GPT-2"),
+        Option("target_modules", list, None, "Module names to adapt; empty means PEFT's default for the "
+               "architecture (q_proj,v_proj on Llama; query,value on BERT).", nullable=True,
+               source="Hu et al. 2021: adapting W_q and W_v together works best for a fixed budget"),
+        learning_rate(1e-3, "Hu et al. 2021 used 2e-4 (GPT-2, 5 epochs); a short budget needs more, "
+                            "see results/ sweeps"),
+    )
+
+    def adapt(self, loaded, task, config):
+        peft_config = LoraConfig(
+            task_type=peft_task_type(loaded),
+            r=config["r"],
+            lora_alpha=config["alpha"],
+            lora_dropout=config["dropout"],
+            target_modules=config["target_modules"] or None,
+        )
+        return get_peft_model(loaded.model, peft_config)
+
+
+@hookimpl
+def register_methods(register):
+    register(LoRA())

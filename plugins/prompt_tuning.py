@@ -1,0 +1,53 @@
+"""Prompt tuning: a trainable soft prompt of virtual tokens in front of the input; the model stays frozen."""
+
+import torch
+from peft import PromptTuningConfig, PromptTuningInit, get_peft_model
+
+from tuning_bench import Method, Option, hookimpl
+from tuning_bench.method import learning_rate, peft_task_type
+
+
+class PromptTuning(Method):
+    name = "prompt"
+    description = "Prompt tuning: learn num_virtual_tokens soft-prompt embeddings; all model weights frozen."
+    paper = "Lester, Al-Rfou & Constant 2021, The Power of Scale for Parameter-Efficient Prompt Tuning"
+    options = (
+        Option("num_virtual_tokens", int, 20, "Length of the soft prompt.", minimum=1, maximum=512,
+               source="Lester et al. 2021: gains level off around 20 tokens"),
+        Option("init", str, "text", "Initialisation: text (embeddings of init_text), vocab (sampled "
+               "vocabulary embeddings) or random.", choices=("text", "vocab", "random"),
+               source="Lester et al. 2021: vocabulary/class-label init beats random; PEFT's guide uses text"),
+        Option("init_text", str, "", "Text for init=text; empty means the task's instruction.",
+               source="PEFT prompt-tuning guide (task description as init text)"),
+        learning_rate(3e-2, "PEFT prompt-tuning causal-LM guide (3e-2 with AdamW); Lester et al. 2021 used 0.3 "
+                            "with Adafactor: soft prompts need rates far above weight fine-tuning"),
+    )
+
+    def adapt(self, loaded, task, config):
+        init = {"text": PromptTuningInit.RANDOM, "vocab": PromptTuningInit.SAMPLE_VOCAB,
+                "random": PromptTuningInit.RANDOM}[config["init"]]
+        peft_config = PromptTuningConfig(task_type=peft_task_type(loaded), num_virtual_tokens=config["num_virtual_tokens"],
+                                         prompt_tuning_init=init)
+        model = get_peft_model(loaded.model, peft_config)
+        if config["init"] == "text":
+            init_from_text(model, loaded.tokenizer, config["init_text"] or task.instruction or task.name)
+        return model
+
+
+def init_from_text(model, tokenizer, text):
+    """Set the soft prompt to the embeddings of ``text``'s tokens, repeated or cut to the prompt length.
+
+    Done here rather than through PEFT's TEXT init, which needs a tokenizer path, not a tokenizer.
+    """
+    embedding = model.prompt_encoder[model.active_adapter].embedding
+    length = embedding.weight.shape[0]
+    ids = tokenizer(text, add_special_tokens=False).input_ids or [tokenizer.eos_token_id]
+    ids = (ids * (length // len(ids) + 1))[:length]
+    with torch.no_grad():
+        words = model.get_base_model().get_input_embeddings()(torch.tensor(ids, device=embedding.weight.device))
+        embedding.weight.copy_(words)
+
+
+@hookimpl
+def register_methods(register):
+    register(PromptTuning())

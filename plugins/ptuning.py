@@ -1,0 +1,33 @@
+"""P-tuning: virtual tokens produced by a small trainable prompt encoder; the model stays frozen."""
+
+from peft import PromptEncoderConfig, get_peft_model
+
+from tuning_bench import Method, Option, hookimpl
+from tuning_bench.method import learning_rate, peft_task_type
+
+
+class PTuning(Method):
+    name = "ptuning"
+    description = "P-tuning: virtual-token embeddings from a trainable MLP prompt encoder; model frozen."
+    paper = "Liu et al. 2021, GPT Understands, Too"
+    options = (
+        Option("num_virtual_tokens", int, 20, "Number of virtual tokens.", minimum=1, maximum=512,
+               source="same length as prompt tuning here, for a like-for-like comparison"),
+        Option("encoder_hidden_size", int, 256, "Hidden size of the MLP prompt encoder.", minimum=1, maximum=16384,
+               source="PEFT P-tuning guide (128-256)"),
+        learning_rate(1e-3, "PEFT P-tuning guide (1e-3 with AdamW)"),
+    )
+
+    def adapt(self, loaded, task, config):
+        peft_config = PromptEncoderConfig(
+            task_type=peft_task_type(loaded),
+            num_virtual_tokens=config["num_virtual_tokens"],
+            encoder_reparameterization_type="MLP",
+            encoder_hidden_size=config["encoder_hidden_size"],
+        )
+        return get_peft_model(loaded.model, peft_config)
+
+
+@hookimpl
+def register_methods(register):
+    register(PTuning())

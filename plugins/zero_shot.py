@@ -1,0 +1,20 @@
+"""Zero-shot prompting: the task's instruction in front of each input, and nothing else."""
+
+from tuning_bench import Method, ModelKind, hookimpl
+from tuning_bench.method import freeze
+
+
+class ZeroShot(Method):
+    name = "zero-shot"
+    description = "Hard-prompt baseline: the task's instruction before each input; no training."
+    paper = "Radford et al. 2019, Language Models are Unsupervised Multitask Learners"
+    trains = False
+    model_kinds = frozenset({ModelKind.CAUSAL_LM})  # an encoder's new classification head cannot read instructions
+
+    def adapt(self, loaded, task, config):
+        return freeze(loaded.model)
+
+
+@hookimpl
+def register_methods(register):
+    register(ZeroShot())

@@ -1,0 +1,81 @@
+"""Shared fixtures. Installed third-party plugins never leak into tests: TBENCH_PLUGINS is empty."""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+os.environ["TBENCH_PLUGINS"] = ""
+os.environ.pop("TBENCH_BLOCK_PLUGINS", None)
+os.environ.pop("TBENCH_PLUGIN_MODULES", None)
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may need the hub
+
+TESTS = Path(__file__).parent
+REPO = TESTS.parent
+sys.path.insert(0, str(TESTS))  # test-only plugin modules (fake_plugins) import by name, also in cell processes
+
+
+@pytest.fixture(autouse=True)
+def fresh_plugins(monkeypatch):
+    """Each test starts with a newly loaded plugin manager and leaves none behind."""
+    from tuning_bench import plugins
+
+    monkeypatch.setenv("TBENCH_PLUGINS", "")
+    plugins.reset_plugin_manager()
+    plugins._extra_modules.clear()
+    yield
+    plugins.reset_plugin_manager()
+    plugins._extra_modules.clear()
+
+
+@pytest.fixture
+def tiny():
+    """Register the tiny test models and tasks (tuning_bench.testing) and the fake test methods."""
+    from tuning_bench.plugins import register_module
+
+    register_module("tuning_bench.testing")
+    register_module("fake_plugins")
+    yield
+
+
+@pytest.fixture
+def fake_plugin():
+    """Register a plugin module object under a name for the duration of a test: fake_plugin(name, **hooks)."""
+    from tuning_bench.plugins import get_plugin_manager
+
+    manager = get_plugin_manager()
+    registered = []
+
+    def register(name: str, **hooks):
+        module = types.ModuleType(name)
+        from tuning_bench import hookimpl
+
+        for hook_name, function in hooks.items():
+            setattr(module, hook_name, hookimpl(function))
+        manager.register(module, name=name)
+        registered.append(module)
+        return module
+
+    yield register
+    for module in registered:
+        if manager.is_registered(module):
+            manager.unregister(module)
+
+
+@pytest.fixture
+def cli_runner():
+    from click.testing import CliRunner
+
+    return CliRunner()
+
+
+def run_tbench(runner, *args: str):
+    """Invoke the tbench CLI in-process, like the console script does."""
+    from tuning_bench.cli import cli
+
+    return runner.invoke(cli, list(args), catch_exceptions=False)
