@@ -428,11 +428,10 @@ def _jsonl_rows(file: Path, relative: str, check: _Checker) -> list[tuple[str, d
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise check.fail(
-                    "data", f"{relative} line {number} is not valid JSON ({exc})", "write one JSON object per line"
-                ) from None
+                row = json.loads(line.rstrip("\r\n"))
+            except json.JSONDecodeError as exc:
+                problem = f"{relative} line {number} is not valid JSON ({exc.msg} at column {exc.colno})"
+                raise check.fail("data", problem, "write one JSON object per line") from None
             if not isinstance(row, dict):
                 raise check.fail(
                     "data",

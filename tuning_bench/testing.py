@@ -102,8 +102,9 @@ def tiny_llama(tokenizer: Any, hidden: int = 32, layers: int = 2, seed: int = 0,
     return model.eval()
 
 
-def tiny_bert(tokenizer: Any, labels: tuple[str, ...], hidden: int = 32, layers: int = 2, seed: int = 0) -> Any:
-    """A randomly initialised two-layer BERT with a sequence-classification head."""
+def tiny_bert(tokenizer: Any, labels: tuple[str, ...], hidden: int = 32, layers: int = 2, seed: int = 0,
+              init_std: float = 0.2) -> Any:
+    """A randomly initialised two-layer BERT with a sequence-classification head (wide init, as tiny_llama)."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -111,7 +112,8 @@ def tiny_bert(tokenizer: Any, labels: tuple[str, ...], hidden: int = 32, layers:
         vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
         num_attention_heads=4, max_position_embeddings=512, num_labels=len(labels),
         id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
-        pad_token_id=tokenizer.pad_token_id,
+        pad_token_id=tokenizer.pad_token_id, initializer_range=init_std,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,  # deterministic training in tests
     )
     torch.manual_seed(seed)
     return BertForSequenceClassification(config).eval()

@@ -1,0 +1,198 @@
+"""Each built-in method: it learns, changes only its own parameters, counts them right, saves and reloads."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tuning_bench.cell import CellSpec, run_cell
+from tuning_bench.data import encode_task
+from tuning_bench.errors import UsageError
+from tuning_bench.kinds import ModelKind
+from tuning_bench.options import resolve_options
+from tuning_bench.plugins import load_catalog
+from tuning_bench.prompting import resolve_format
+from tuning_bench.trainer import TrainConfig, make_feeder, train
+
+TRAINABLE = ["prompt", "prefix", "ptuning", "lora", "ia3", "finetune"]
+HIDDEN, LAYERS, KV, FF, VOCAB = 32, 2, 16, 64, 400  # the tiny Llama of tuning_bench.testing
+
+EXPECTED_TRAINABLE_LLAMA = {
+    "prompt": 20 * HIDDEN,  # virtual tokens x hidden size
+    # embedding (in the key/value width) + reparameterization MLP to 2 x layers x key/value width
+    "prefix": 20 * KV + (KV * 512 + 512) + (512 * 2 * LAYERS * KV + 2 * LAYERS * KV),
+    # embedding + MLP prompt encoder hidden -> 256 -> 256 -> hidden
+    "ptuning": 20 * HIDDEN + (HIDDEN * 256 + 256) + (256 * 256 + 256) + (256 * HIDDEN + HIDDEN),
+    "lora": LAYERS * 8 * ((HIDDEN + HIDDEN) + (HIDDEN + KV)),  # r x (in + out) for q_proj and v_proj
+    "ia3": LAYERS * (KV + KV + FF),  # k_proj and v_proj outputs, down_proj input
+}
+
+
+# Rates that move a random two-layer model within 40 steps (about ten times the defaults; the
+# prefix MLP diverges above its default on the tiny encoder).
+FAST_RATES = {"prompt": 0.3, "prefix": 1e-2, "ptuning": 1e-2, "lora": 1e-2, "ia3": 3e-2, "finetune": 5e-4}
+
+
+def _setup(method_name, model_name="tiny-llama", task_name="tiny-gen", overrides=None):
+    catalog = load_catalog(["tuning_bench.testing"])
+    method = catalog.methods.get(method_name)
+    task = catalog.tasks.get(task_name)
+    loaded = catalog.models.get(model_name).load(task_kind=task.kind, labels=task.labels)
+    config = resolve_options(method.name, method.options, overrides or {})
+    torch.manual_seed(0)
+    return catalog, method, task, loaded, config
+
+
+def _encode(task, loaded):
+    fmt = resolve_format(loaded.tokenizer) if loaded.kind is ModelKind.CAUSAL_LM else None
+    return encode_task(task, loaded.tokenizer, loaded.kind, fmt, [], 512)
+
+
+def _base_weights(loaded):
+    return {name: p.detach().clone() for name, p in loaded.model.named_parameters()}
+
+
+def _train(adapted, loaded, examples, learning_rate, steps=40):
+    feeder = make_feeder(adapted, loaded.kind, loaded.tokenizer.pad_token_id, torch.device("cpu"), None)
+    return train(adapted, examples, [], feeder, TrainConfig(steps=steps, batch_size=4, learning_rate=learning_rate, seed=0))
+
+
+@pytest.mark.parametrize("method_name", TRAINABLE)
+@pytest.mark.parametrize(("model_name", "task_name"), [("tiny-llama", "tiny-gen"), ("tiny-bert", "tiny-cls")])
+def test_method_learns_and_changes_only_its_parameters(method_name, model_name, task_name):
+    catalog, method, task, loaded, config = _setup(method_name, model_name, task_name)
+    before = _base_weights(loaded)
+    adapted = method.adapt(loaded, task, config)
+    examples = _encode(task, loaded).splits["train"][:4]  # one repeated batch: learnable by any method
+    log = _train(adapted, loaded, examples, FAST_RATES[method_name])
+    first, last = sum(log.train_loss[:3]) / 3, sum(log.train_loss[-3:]) / 3
+    assert last < 0.8 * first, f"{method_name}: loss {first:.3f} -> {last:.3f}"
+    changed = {name for name, p in loaded.model.named_parameters()
+               if name in before and not torch.equal(before[name], p.detach())}
+    if method_name == "finetune":
+        assert len(changed) > 0.5 * len(before)
+    else:
+        # PEFT keeps the original weights bit-identical; only a new classifier head may train (encoder)
+        assert all("classifier" in name for name in changed), sorted(changed)[:5]
+
+
+@pytest.mark.parametrize("method_name", list(EXPECTED_TRAINABLE_LLAMA) + ["finetune"])
+def test_trainable_count_matches_the_formula(method_name):
+    _, method, task, loaded, config = _setup(method_name)
+    total_base = sum(p.numel() for p in loaded.model.parameters())
+    adapted = method.adapt(loaded, task, config)
+    trainable = sum(p.numel() for p in adapted.parameters() if p.requires_grad)
+    expected = total_base if method_name == "finetune" else EXPECTED_TRAINABLE_LLAMA[method_name]
+    assert trainable == expected
+
+
+def test_prompt_text_init_uses_the_instruction_embeddings():
+    _, method, task, loaded, config = _setup("prompt")
+    adapted = method.adapt(loaded, task, config)
+    ids = loaded.tokenizer(task.instruction, add_special_tokens=False).input_ids
+    prompt = adapted.prompt_encoder["default"].embedding.weight
+    words = adapted.get_base_model().get_input_embeddings().weight
+    assert torch.equal(prompt[0], words[ids[0]]) and torch.equal(prompt[len(ids)], words[ids[0]])  # repeated
+
+
+@pytest.mark.parametrize("method_name", TRAINABLE)
+def test_save_then_load_gives_identical_outputs(method_name, tiny, tmp_path):
+    from tuning_bench.inference import load_trained
+    from tuning_bench.runner import execute, plan_run
+    from tuning_bench.settings import RunSettings
+
+    settings = RunSettings(methods=[method_name], tasks=["tiny-gen"], model="tiny-llama", steps=3, batch_size=4,
+                           eval_examples=3, val_examples=2, eval_batch_size=4, out=str(tmp_path / "run"),
+                           executor="in-process", keep="all")
+    catalog = load_catalog()
+    data = execute(plan_run(settings, catalog), prepare_model=False)
+    cell = data["cells"][0]
+    assert cell["status"] == "ok", cell["error"]
+    trained = load_trained(tmp_path / "run", catalog, method_name)
+    inputs = [ex["features"] for ex in catalog.tasks.get("tiny-gen").splits()["test"][:3]]
+    assert trained.answer(inputs) == cell["predictions"][:3]
+    if method_name != "finetune":
+        from peft import PeftModel
+
+        assert isinstance(trained.model, PeftModel)
+
+
+@pytest.mark.parametrize("method_name", ["zero-shot", "few-shot", *TRAINABLE])
+@pytest.mark.parametrize("task_name", ["tiny-gen", "tiny-cls"])
+def test_every_method_passes_the_generation_guard(method_name, task_name, tiny, tmp_path):
+    spec = CellSpec(task=task_name, method=method_name, seed=0, model="tiny-llama", method_config={}, steps=2,
+                    batch_size=4, val_examples=2, eval_batch_size=8, eval_examples=6)
+    record = run_cell(spec, tmp_path / "cell", None)
+    assert record["status"] == "ok", record["error"]
+    assert record["guard"]["passed"] and record["guard"]["checked_prompts"] == 3
+
+
+def test_zero_shot_records_the_exact_prompt(tiny, tmp_path):
+    spec = CellSpec(task="tiny-gen", method="zero-shot", seed=0, model="tiny-llama", method_config={}, steps=2,
+                    eval_examples=3)
+    record = run_cell(spec, tmp_path / "cell", None)
+    prompt = record["prompt"]
+    assert record["measurements"]["trainable_params"] == 0 and record["measurements"]["steps"] == 0
+    assert prompt["shots"] == []
+    assert prompt["example_prompt"] == (
+        "<|im_start|>system\nDescribe the product.<|im_end|>\n<|im_start|>user\n"
+        f"{prompt['example_input']}<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_few_shot_examples_come_from_the_train_split_only(tiny, tmp_path):
+    catalog = load_catalog()
+    task = catalog.tasks.get("tiny-gen")
+    train_inputs = {task.render_input(ex) for ex in task.splits()["train"]}
+    held_out = {task.render_input(ex) for ex in task.splits()["test"] + task.splits()["validation"]}
+    for seed in range(5):
+        shots = catalog.methods.get("few-shot").context_examples(task, {"k": 4, "balanced": True}, seed)
+        assert len(shots) == 4 and {task.render_input(s) for s in shots} <= train_inputs
+        assert not {task.render_input(s) for s in shots} & held_out
+    spec = CellSpec(task="tiny-gen", method="few-shot", seed=0, model="tiny-llama", method_config={"k": 2}, steps=1,
+                    eval_examples=3)
+    record = run_cell(spec, tmp_path / "cell", None)
+    assert len(record["prompt"]["shots"]) == 2
+    for shot in record["prompt"]["shots"]:
+        assert shot["input"] in record["prompt"]["example_prompt"] and shot["input"] in train_inputs
+
+
+def test_few_shot_classification_shots_are_balanced():
+    catalog = load_catalog(["tuning_bench.testing"])
+    task = catalog.tasks.get("tiny-cls")
+    shots = catalog.methods.get("few-shot").context_examples(task, {"k": 4, "balanced": True}, 0)
+    assert sorted(s["label"] for s in shots) == ["negative", "negative", "positive", "positive"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"num_virtual_tokens": "0"}, "prompt.num_virtual_tokens must be at least 1, got 0"),
+        ({"num_virtual_tokens": "many"}, "prompt.num_virtual_tokens expected integer, got 'many'"),
+        ({"init": "zeros"}, "prompt.init must be one of text, vocab, random"),
+        ({"learning_rate": "-1"}, "prompt.learning_rate must be at least"),
+        ({"tokens": "5"}, "Unknown option 'tokens' of method 'prompt'"),
+    ],
+)
+def test_invalid_options_are_one_clear_error(overrides, message):
+    catalog = load_catalog()
+    with pytest.raises(UsageError, match=None) as info:
+        resolve_options("prompt", catalog.methods.get("prompt").options, overrides)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_options_from_suite_file_keep_their_types():
+    catalog = load_catalog()
+    config = resolve_options("lora", catalog.methods.get("lora").options,
+                             {"r": 4, "target_modules": ["q_proj", "k_proj"], "dropout": 0})
+    assert config["r"] == 4 and config["target_modules"] == ["q_proj", "k_proj"] and config["dropout"] == 0.0
+    with pytest.raises(UsageError, match="lora.r expected integer"):
+        resolve_options("lora", catalog.methods.get("lora").options, {"r": 2.5})
+
+
+def test_invalid_set_fails_before_any_training(cli_runner, tmp_path):
+    from tuning_bench.cli import cli
+
+    result = cli_runner.invoke(cli, ["run", "--methods", "prompt", "--set", "prompt.num_virtual_tokens=0",
+                                     "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "must be at least 1" in result.output
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,92 @@
+"""Quality metrics, computed through Hugging Face ``evaluate``.
+
+The metrics shipped here are evaluate module scripts beside this file, loaded by path so that they
+work offline (the hub's own modules need the network). Any other name goes to ``evaluate.load`` as a
+hub metric. Every metric takes one prediction string and one reference string per example; for
+classification both are label strings. The definitions live in each module's description.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tuning_bench.errors import UsageError
+
+METRICS_DIR = Path(__file__).resolve().parent
+
+# Shipped metric name -> higher is better. Each name is also its module's file name and result key.
+_SHIPPED_DIRECTIONS = {
+    "rouge_l": True,
+    "chrf": True,
+    "accuracy": True,
+    "macro_f1": True,
+    "json_exact_match": True,
+    "json_field_f1": True,
+}
+SHIPPED_METRICS: tuple[str, ...] = tuple(sorted(_SHIPPED_DIRECTIONS))
+
+# Hub metrics where a lower number is better (error rates and distances); all others are taken as
+# higher-is-better.
+_LOWER_IS_BETTER = {"perplexity", "wer", "cer", "ter", "mae", "mse", "rmse", "mape", "smape", "character"}
+
+_loaded: dict[str, Any] = {}
+
+
+def metric_direction(name: str) -> bool:
+    """Whether a higher value of the named metric is better."""
+    if name in _SHIPPED_DIRECTIONS:
+        return _SHIPPED_DIRECTIONS[name]
+    return name.rsplit("/", 1)[-1].lower() not in _LOWER_IS_BETTER
+
+
+def _load(name: str) -> Any:
+    if name in _loaded:
+        return _loaded[name]
+    # evaluate is slow to import (it pulls in datasets); only pay for it when scoring.
+    import evaluate
+
+    if name in _SHIPPED_DIRECTIONS:
+        module = evaluate.load(str(METRICS_DIR / f"{name}.py"), keep_in_memory=True)
+    else:
+        try:
+            module = evaluate.load(name, keep_in_memory=True)
+        except Exception as exc:  # offline, or no such hub metric: either way the user must pick another
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            raise UsageError(
+                f"Metric '{name}' could not be loaded: it is not shipped with tuning-bench and the "
+                f"Hugging Face Hub could not provide it (offline?; {reason}). "
+                f"Metrics that work offline: {', '.join(SHIPPED_METRICS)}."
+            ) from None
+    _loaded[name] = module
+    return module
+
+
+def _numbers(name: str, result: dict[str, Any]) -> dict[str, float]:
+    """The numbers a metric reported, keyed so that the metric's own number is under its name."""
+    numeric = {k: float(v) for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if name in numeric:
+        return {name: numeric[name]}
+    if "score" in numeric:  # e.g. the hub's sacrebleu and chrf
+        return {name: numeric["score"]}
+    if len(numeric) == 1:
+        return {name: next(iter(numeric.values()))}
+    return numeric  # several numbers (e.g. the hub's rouge): keep the metric's own keys
+
+
+def compute_metrics(names: Sequence[str], predictions: list[str], references: list[str]) -> dict[str, float]:
+    """Score predictions against references with each named metric.
+
+    Returns one float per metric, keyed by its name (a hub metric that reports several numbers keeps
+    its own keys). Raises UsageError for a metric that cannot be loaded and ValueError when the two
+    lists differ in length.
+    """
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
+    scores: dict[str, float] = {}
+    for name in names:
+        module = _load(name)
+        result = module.compute(predictions=list(predictions), references=list(references)) or {}
+        scores.update(_numbers(name, result))
+    return scores

@@ -1,0 +1,188 @@
+"""Terminal output as rich tables: the per-task summary a run prints, and ``tbench compare A B``.
+
+Text from the records goes into ``rich.text.Text`` objects, never into markup strings: a sweep
+label such as ``[learning_rate=0.01]`` would otherwise be read as a style tag.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from tuning_bench.report.tables import (COST_COLUMNS, MethodRow, TaskView, best_methods, build_tasks, display_value,
+                                        failed_cells, format_bytes, format_count, format_headline, format_seconds,
+                                        method_label, method_names, task_names)
+from tuning_bench.results import selected_cells
+
+SUMMARY_KEYS = ("trainable_params", "train_peak_bytes", "eval_peak_bytes", "train_seconds", "latency_seconds")
+
+
+def _summary_table(view: TaskView, failures: int) -> Table:
+    arrow = "↑" if view.higher_is_better else "↓"
+    table = Table(title=Text(f"{view.name} — {view.headline_metric} {arrow}"), title_justify="left")
+    columns = [c for c in COST_COLUMNS if c.key in SUMMARY_KEYS]
+    table.add_column("Method")
+    table.add_column("n", justify="right")
+    table.add_column(Text(f"{view.headline_metric} (mean ± std)"), justify="right")
+    for column in columns:
+        table.add_column(column.label, justify="right")
+    headline_column = view.columns[0]
+    best = {c.key: best_methods(view.rows, c) for c in [headline_column, *columns]}
+    for row in view.rows:
+        cells = [Text(method_label(row)), Text(f"{row.headline.n}/{row.cells}"),
+                 Text(display_value(row, headline_column), style="bold green" if row.method in best["headline"] else "")]
+        for column in columns:
+            cells.append(Text(display_value(row, column), style="bold" if row.method in best[column.key] else ""))
+        table.add_row(*cells)
+    notes = [f"not applicable: {m} ({r})" for m, r in view.not_applicable]
+    if failures:
+        notes.append(f"{failures} failed cell(s): see the Failures section of report.md")
+    if notes:
+        table.caption = Text("\n".join(notes))
+        table.caption_justify = "left"
+    return table
+
+
+def terminal_tables(data: dict[str, Any]) -> list[Table]:
+    """One rich table per task with the key columns; the best value of each column in bold."""
+    failures = failed_cells(data)
+    return [_summary_table(view, sum(1 for c in failures if c["task"] == view.name)) for view in build_tasks(data)]
+
+
+# --- tbench compare ---------------------------------------------------------------------------
+
+RUN_SETTINGS = ("model", "model_fingerprint", "tasks", "task_fingerprints", "methods", "seeds", "steps", "batch_size",
+                "eval_examples", "val_examples", "val_every", "device", "precision", "prompt_format", "max_length",
+                "executor", "sweep", "method_configs")
+ENVIRONMENT_SETTINGS = ("packages", "device_name", "torch_threads", "platform", "project_commit")
+MISSING = object()
+
+
+def _show(value: Any) -> str:
+    if value is MISSING:
+        return "(absent)"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def setting_differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(setting, value in A, value in B) for every run setting or environment entry that differs.
+
+    Mappings (package versions, method configs, task fingerprints) are compared entry by entry,
+    so one changed version shows as one line.
+    """
+    differences = []
+    for section, keys in (("run", RUN_SETTINGS), ("environment", ENVIRONMENT_SETTINGS)):
+        left, right = a.get(section) or {}, b.get(section) or {}
+        for key in keys:
+            x, y = left.get(key, MISSING), right.get(key, MISSING)
+            if isinstance(x, dict) and isinstance(y, dict):
+                for sub in list(x) + [k for k in y if k not in x]:
+                    xs, ys = x.get(sub, MISSING), y.get(sub, MISSING)
+                    if xs != ys:
+                        differences.append((f"{key}.{sub}", _show(xs), _show(ys)))
+            elif x != y:
+                differences.append((key, _show(x), _show(y)))
+    return differences
+
+
+def _settings_table(a: dict[str, Any], b: dict[str, Any]) -> Table:
+    table = Table(title="Settings and environment that differ", title_justify="left")
+    table.add_column("Setting")
+    table.add_column("A")
+    table.add_column("B")
+    differences = setting_differences(a, b)
+    for name, x, y in differences:
+        table.add_row(Text(name), Text(x), Text(y))
+    if not differences:
+        table.add_row(Text("(none)"), Text("same"), Text("same"))
+    return table
+
+
+def _change(x: float | None, y: float | None, fmt: Any) -> Text:
+    if x is None and y is None:
+        return Text("—")
+    if x == y:
+        return Text(f"{fmt(x)} (same)", style="dim")
+    if x is None or y is None or not x:
+        return Text(f"{fmt(x)} → {fmt(y)}")
+    percent = (y - x) / abs(x) * 100
+    shown = "~0%" if abs(percent) < 0.05 else f"{percent:+.1f}%" if abs(percent) < 10 else f"{percent:+.0f}%"
+    return Text(f"{fmt(x)} → {fmt(y)} ({shown})")
+
+
+def _headline(row: MethodRow | None) -> Text:
+    if row is None:
+        return Text("(absent)", style="dim")
+    return Text(f"{format_headline(row.headline)} (n={row.headline.n})")
+
+
+def _task_table(name: str, view_a: TaskView | None, view_b: TaskView | None, order: list[str]) -> Table:
+    views = [v for v in (view_a, view_b) if v is not None]
+    higher = views[0].higher_is_better
+    metrics = [v.headline_metric for v in views]
+    title = f"{name} — {metrics[0]} {'↑' if higher else '↓'}"
+    if len(set(metrics)) > 1:
+        title += f" (headline metric changed: {metrics[0]} → {metrics[1]})"
+    table = Table(title=Text(title), title_justify="left")
+    for label in ("Method", "A", "B", "Δ (B − A)", "Train time", "Peak memory", "Trainable params"):
+        table.add_column(label, justify="left" if label == "Method" else "right")
+    rows_a = {r.method: r for r in view_a.rows} if view_a else {}
+    rows_b = {r.method: r for r in view_b.rows} if view_b else {}
+    methods = sorted(set(rows_a) | set(rows_b), key=lambda m: (order.index(m) if m in order else len(order), m))
+    for method in methods:
+        ra, rb = rows_a.get(method), rows_b.get(method)
+        delta = Text("—")
+        if ra and rb and ra.headline.mean is not None and rb.headline.mean is not None:
+            diff = rb.headline.mean - ra.headline.mean
+            improved = diff > 0 if higher else diff < 0
+            delta = Text(f"{diff:+.3f}", style="green" if improved else "red") if diff else Text("0", style="dim")
+        va = ra.values if ra else {}
+        vb = rb.values if rb else {}
+        table.add_row(Text(method), _headline(ra), _headline(rb), delta,
+                      _change(va.get("train_seconds"), vb.get("train_seconds"), format_seconds),
+                      _change(ra.peak_memory if ra else None, rb.peak_memory if rb else None, format_bytes),
+                      _change(va.get("trainable_params"), vb.get("trainable_params"), format_count))
+    return table
+
+
+def _cell_key(cell: dict[str, Any]) -> tuple[str, str, int]:
+    # Trials are left out: with a sweep the chosen trial stands for the method, as in the reports.
+    return cell["task"], cell["method"], cell["seed"]
+
+
+def unmatched_cells(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Cells (as shown in reports) present in only one run, as ("A" or "B", cell)."""
+    keys_a = {_cell_key(c) for c in selected_cells(a)}
+    keys_b = {_cell_key(c) for c in selected_cells(b)}
+    only = [("A", c) for c in selected_cells(a) if _cell_key(c) not in keys_b]
+    return only + [("B", c) for c in selected_cells(b) if _cell_key(c) not in keys_a]
+
+
+def _unmatched_table(a: dict[str, Any], b: dict[str, Any]) -> Table:
+    table = Table(title="Cells in only one run", title_justify="left")
+    for label in ("Only in", "Task", "Method", "Seed", "Trial", "Status"):
+        table.add_column(label)
+    unmatched = unmatched_cells(a, b)
+    for side, cell in unmatched:
+        table.add_row(Text(side), Text(str(cell["task"])), Text(str(cell["method"])), Text(str(cell["seed"])),
+                      Text(cell.get("trial") or "—"), Text(cell["status"]))
+    if not unmatched:
+        table.add_row(Text("(none)"), Text("both runs have the same cells"), Text(""), Text(""), Text(""), Text(""))
+    return table
+
+
+def compare_runs(a: dict[str, Any], b: dict[str, Any]) -> list[Table]:
+    """Tables comparing run A with run B: settings that differ, per task the headline and cost changes, unmatched cells."""
+    views_a = {v.name: v for v in build_tasks(a)}
+    views_b = {v.name: v for v in build_tasks(b)}
+    order = method_names(a) + [m for m in method_names(b) if m not in method_names(a)]
+    tasks = task_names(a) + [t for t in task_names(b) if t not in task_names(a)]
+    tables = [_settings_table(a, b)]
+    tables += [_task_table(t, views_a.get(t), views_b.get(t), order) for t in tasks]
+    tables.append(_unmatched_table(a, b))
+    return tables

@@ -1,0 +1,155 @@
+"""report.md: the comparison as GitHub-flavoured Markdown, with the plots as relative image links."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from tuning_bench.report.plots import plot_files
+from tuning_bench.report.tables import (DEFINITIONS, TaskView, best_methods, build_tasks, failed_cells, display_value,
+                                        format_value, measurement_facts, method_label, method_settings, pending_note)
+
+SAMPLE_CHARS = 300  # a long generation would make the side-by-side table unreadable; the JSON has it whole
+
+
+def md_text(value: Any, limit: int | None = None) -> str:
+    """Text from the record made inert inside a Markdown table cell (model output can contain anything)."""
+    text = str(value)
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "…"
+    text = html.escape(text, quote=False)  # raw HTML in Markdown would be rendered, not shown
+    for char in "\\`*_[]|#~":
+        text = text.replace(char, "\\" + char)
+    return text.replace("\r\n", "\n").replace("\n", "<br>")
+
+
+def _table(header: list[str], rows: list[list[str]], align: list[str] | None = None) -> list[str]:
+    align = align or ["left"] * len(header)
+    rule = ["---:" if a == "right" else "---" for a in align]
+    return ["| " + " | ".join(cells) + " |" for cells in (header, rule, *rows)]
+
+
+def _main_table(view: TaskView) -> list[str]:
+    columns = view.columns
+    best = {c.key: best_methods(view.rows, c) for c in columns}
+    header = ["Method", "n"] + [md_text(f"{c.label} (mean ± std)" if c.key == "headline" else c.label) for c in columns]
+    rows = []
+    for row in view.rows:
+        cells = [md_text(method_label(row)), f"{row.headline.n}/{row.cells}"]
+        for column in columns:
+            text = display_value(row, column)
+            cells.append(f"**{text}**" if row.method in best[column.key] else text)
+        rows.append(cells)
+    return _table(header, rows, ["left"] + ["right"] * (len(header) - 1))
+
+
+def _task_section(view: TaskView, plots: list[tuple[str, str]]) -> list[str]:
+    direction = "higher" if view.higher_is_better else "lower"
+    lines = [f"## Task: {md_text(view.name)}", "",
+             f"Kind: {md_text(view.kind or '—')}. Headline metric: **{md_text(view.headline_metric)}** "
+             f"({direction} is better). Rows are sorted by it, best first.", ""]
+    if view.rows:
+        lines += _main_table(view)
+        lines += ["", "**Bold** marks the best value in a column (ties all marked; none when all values are equal). "
+                      "Trainable parameters, trainable %, train time and saved size compare only methods that train. "
+                      "n = seeds with a headline value / cells run. Other quality metrics are means over seeds.", ""]
+    else:
+        lines += ["No method produced a result for this task.", ""]
+    if view.not_applicable:
+        lines += ["**Not applicable:**", ""]
+        lines += [f"- {md_text(method)}: {md_text(reason)}" for method, reason in view.not_applicable]
+        lines.append("")
+    if view.sweep:
+        lines += _sweep_section(view)
+    lines += ["### Plots", ""]
+    for filename, caption in plots:
+        lines += [f"![{md_text(filename.removesuffix('.png'))}](plots/{filename})", "", f"*{md_text(caption)}*", ""]
+    lines += _samples_section(view)
+    return lines
+
+
+def _sweep_section(view: TaskView) -> list[str]:
+    parameter = view.sweep[0].get("parameter", "value")
+    selected_by = view.sweep[0].get("selected_by", "")
+    lines = ["### Sweep", "",
+             f"Tried values of `{md_text(parameter)}` per method; chosen by {md_text(selected_by)}. "
+             "The table above uses only the chosen trial's cells.", ""]
+    rows = []
+    unswept = []
+    for entry in view.sweep:
+        tried = [t for t in entry.get("tried") or [] if t.get("trial")]
+        if not tried:
+            unswept.append(entry["method"])
+            continue
+        for trial in tried:
+            chosen = trial.get("trial") == entry.get("chosen")
+            loss = format_value("loss", trial.get("mean_val_loss"))
+            rows.append([md_text(entry["method"]), md_text(_value(trial.get("value"))),
+                         f"**{loss}**" if chosen else loss, str(trial.get("cells_ok", "—")), "chosen" if chosen else ""])
+    if rows:
+        lines += _table(["Method", md_text(parameter), "Mean val loss", "Seeds ok", ""], rows,
+                        ["left", "right", "right", "right", "left"])
+        lines.append("")
+    if unswept:
+        lines += [f"Not swept (no `{md_text(parameter)}`): {', '.join(md_text(m) for m in unswept)}.", ""]
+    return lines
+
+
+def _value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _samples_section(view: TaskView) -> list[str]:
+    samples = view.samples
+    if not samples.rows:
+        return []
+    lines = ["### Sample outputs", "", f"The same test inputs for every method, seed {samples.seed}.", ""]
+    header = ["Input", "Reference"] + [md_text(m) for m in samples.methods]
+    rows = []
+    for text, reference, predictions in samples.rows:
+        shown = ["—" if p is None else ("*(empty)*" if p == "" else md_text(p, SAMPLE_CHARS)) for p in predictions]
+        rows.append([md_text(text, SAMPLE_CHARS), md_text(reference, SAMPLE_CHARS)] + shown)
+    return lines + _table(header, rows) + [""]
+
+
+def _failures(data: dict[str, Any]) -> list[str]:
+    failures = failed_cells(data)
+    lines = ["## Failures", ""]
+    if not failures:
+        return lines + ["No cell failed.", ""]
+    rows = [[md_text(c["task"]), md_text(c["method"]), str(c["seed"]), md_text(c.get("trial") or "—"),
+             md_text(c.get("error") or "no error recorded")] for c in failures]
+    return lines + _table(["Task", "Method", "Seed", "Trial", "Error"], rows) + [""]
+
+
+def _how_measured(data: dict[str, Any]) -> list[str]:
+    lines = ["## How measured", ""]
+    lines += [f"- **{label}:** {md_text(value)}" for label, value in measurement_facts(data)]
+    lines += ["", "Method settings:", ""]
+    lines += [f"- {md_text(method)}: {md_text(options)}" for method, options in method_settings(data)]
+    lines += ["", "Definitions (each in full in docs/measurements.md):", ""]
+    lines += [f"- **{label}.** {text}" for label, text in DEFINITIONS]
+    return lines + [""]
+
+
+def render_markdown(data: dict[str, Any], views: list[TaskView] | None = None) -> str:
+    """The whole report as Markdown; images are linked as plots/<name>.png next to report.md."""
+    views = build_tasks(data) if views is None else views
+    files = plot_files(views)
+    lines = ["# tbench report", ""]
+    run = data.get("run") or {}
+    seeds = ", ".join(map(str, run.get("seeds") or [])) or "—"
+    lines += [f"Model **{md_text(run.get('model', '—'))}**, {len(views)} task(s), "
+              f"{len(run.get('methods') or [])} method(s), seeds {md_text(seeds)}, "
+              f"{md_text(run.get('steps', '—'))} training steps. See *How measured* at the end.", ""]
+    note = pending_note(data)
+    if note:
+        message, pending = note
+        lines += [f"> **Warning:** {md_text(message)}", ">"]
+        lines += [f"> - {md_text(label)}" for label in pending]
+        lines.append("")
+    for view in views:
+        lines += _task_section(view, files[view.name])
+    lines += _failures(data)
+    lines += _how_measured(data)
+    return "\n".join(lines).rstrip("\n") + "\n"

@@ -1,0 +1,474 @@
+"""The one place that turns result cells into report rows: per (task, method) means over seeds.
+
+Markdown, HTML, plots and the terminal summary all read what this module builds, so a number
+can never be aggregated two ways. Nothing here formats for one output; ``format_value`` gives
+the shared human units (MiB/GiB, s/ms, K/M) that every output uses.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuning_bench.results import mean_std, peak_bytes, selected_cells
+
+
+@dataclass(frozen=True)
+class Column:
+    """A per-method figure shown in the main table."""
+
+    key: str
+    label: str
+    unit: str  # how to format: metric, loss, count, percent, bytes, seconds, rate
+    better: str | None  # "higher", "lower" or None when "best" means nothing
+    # Baselines have 0 trainable parameters, 0 saved bytes and no training at all; marking them
+    # "best" in those columns would only say they do not train, so these compare trained methods.
+    training_cost: bool = False
+
+
+COST_COLUMNS = (
+    Column("final_train_loss", "Train loss", "loss", "lower"),
+    Column("final_val_loss", "Val loss", "loss", "lower"),
+    Column("trainable_params", "Trainable params", "count", "lower", training_cost=True),
+    Column("trainable_percent", "Trainable %", "percent", "lower", training_cost=True),
+    Column("train_peak_bytes", "Peak mem (train)", "bytes", "lower"),
+    Column("eval_peak_bytes", "Peak mem (eval)", "bytes", "lower"),
+    Column("train_seconds", "Train time", "seconds", "lower", training_cost=True),
+    Column("tokens_per_second", "Tokens/s", "rate", "higher"),
+    Column("saved_bytes", "Saved size", "bytes", "lower", training_cost=True),
+    Column("latency_seconds", "Latency", "seconds", "lower"),
+)
+
+
+@dataclass
+class Stat:
+    """Mean and sample standard deviation over seeds, with how many seeds had a value."""
+
+    mean: float | None
+    std: float | None
+    n: int
+
+
+@dataclass
+class MethodRow:
+    """One method on one task: the mean of each figure over the seeds that finished."""
+
+    method: str
+    trial: str  # the sweep trial these cells come from ("" without a sweep)
+    cells: int  # cells considered (finished or failed)
+    ok: int  # cells that finished
+    trains: bool
+    headline: Stat
+    quality: dict[str, float | None]
+    values: dict[str, float | None]
+
+    def value(self, key: str) -> float | None:
+        return self.headline.mean if key == "headline" else self.values.get(key, self.quality.get(key))
+
+    @property
+    def peak_memory(self) -> float | None:
+        """The training peak, or the evaluation peak for a method that does not train."""
+        train = self.values.get("train_peak_bytes")
+        return train if self.trains and train is not None else self.values.get("eval_peak_bytes")
+
+
+@dataclass
+class Curve:
+    """A method's loss curves, averaged over seeds step by step."""
+
+    method: str
+    train_steps: list[int]
+    train_loss: list[float]
+    val_steps: list[int]
+    val_loss: list[float]
+
+
+@dataclass
+class SampleTable:
+    """The same test inputs, each method's prediction side by side, for one seed."""
+
+    seed: int | None
+    methods: list[str]
+    rows: list[tuple[str, str, list[str | None]]]  # input, reference, a prediction per method
+
+
+@dataclass
+class TaskView:
+    """Everything a report shows about one task."""
+
+    name: str
+    kind: str
+    headline_metric: str
+    higher_is_better: bool
+    other_metrics: list[str]
+    rows: list[MethodRow]
+    not_applicable: list[tuple[str, str]]  # method, reason
+    curves: list[Curve]
+    samples: SampleTable
+    sweep: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[Column]:
+        """The headline, the other quality metrics, then the cost columns, in display order."""
+        quality = [Column(m, m, "metric", None) for m in self.other_metrics]
+        headline = Column("headline", self.headline_metric, "metric", "higher" if self.higher_is_better else "lower")
+        return [headline, *quality, *COST_COLUMNS]
+
+
+def task_names(data: dict[str, Any]) -> list[str]:
+    """Tasks in the order the run listed them, then any others found only in cells."""
+    names = list(data.get("run", {}).get("tasks") or [])
+    for name in list(data.get("tasks") or {}) + [c["task"] for c in data["cells"]]:
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def method_names(data: dict[str, Any]) -> list[str]:
+    """Methods in the order the run listed them, then any others found only in cells."""
+    names = list(data.get("run", {}).get("methods") or [])
+    for cell in data["cells"]:
+        if cell["method"] not in names:
+            names.append(cell["method"])
+    return names
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def cell_values(cell: dict[str, Any]) -> dict[str, float | None]:
+    """The cost figures of one finished cell; training figures are None for a cell that did not train."""
+    m = cell.get("measurements") or {}
+    trained = bool(m.get("steps"))
+    values = {
+        "final_train_loss": m.get("final_train_loss"),
+        "final_val_loss": m.get("final_val_loss"),
+        "trainable_params": m.get("trainable_params"),
+        "trainable_percent": m.get("trainable_percent"),
+        "train_peak_bytes": peak_bytes(m, "train") if trained else None,
+        "eval_peak_bytes": peak_bytes(m, "eval"),
+        "train_seconds": m.get("train_seconds") if trained else None,
+        "tokens_per_second": m.get("tokens_per_second") if trained else None,
+        "saved_bytes": m.get("saved_bytes"),
+        "latency_seconds": m.get("latency_seconds"),
+    }
+    return {k: _number(v) for k, v in values.items()}
+
+
+def _task_info(data: dict[str, Any], task: str, cells: list[dict[str, Any]]) -> dict[str, Any]:
+    info = dict((data.get("tasks") or {}).get(task) or {})
+    if "headline" not in info or "higher_is_better" not in info:
+        # Older or partial records: the cells carry the headline definition too.
+        headline = next((c["headline"] for c in cells if isinstance(c.get("headline"), dict)), {})
+        info.setdefault("headline", headline.get("metric", ""))
+        info.setdefault("higher_is_better", headline.get("higher_is_better", True))
+    return info
+
+
+def _row(method: str, cells: list[dict[str, Any]], metrics: list[str]) -> MethodRow:
+    ok = [c for c in cells if c["status"] == "ok"]
+    per_cell = [cell_values(c) for c in ok]
+    values = {col.key: mean_std(v[col.key] for v in per_cell)[0] for col in COST_COLUMNS}
+    quality = {name: mean_std(_number((c.get("quality") or {}).get(name)) for c in ok)[0] for name in metrics}
+    headline = Stat(*mean_std(_number((c.get("headline") or {}).get("value")) for c in ok))
+    trials = sorted({c.get("trial") or "" for c in cells})
+    return MethodRow(method=method, trial=", ".join(t for t in trials if t), cells=len(cells), ok=len(ok),
+                     trains=any((c.get("measurements") or {}).get("steps") for c in ok),
+                     headline=headline, quality=quality, values=values)
+
+
+def _sort_key(row: MethodRow, higher_is_better: bool, order: list[str]) -> tuple:
+    mean = row.headline.mean
+    missing = mean is None
+    score = 0.0 if missing else (-mean if higher_is_better else mean)
+    return (missing, score, order.index(row.method) if row.method in order else len(order), row.method)
+
+
+def mean_curve(method: str, cells: list[dict[str, Any]]) -> Curve:
+    """Train loss per step and validation loss per evaluated step, each the mean over the seeds that have it."""
+    by_step: dict[int, list[float]] = {}
+    val_by_step: dict[int, list[float]] = {}
+    for cell in cells:
+        curves = cell.get("curves") or {}
+        for index, loss in enumerate(curves.get("train_loss") or []):
+            if _number(loss) is not None:
+                by_step.setdefault(index + 1, []).append(loss)
+        for point in curves.get("val_loss") or []:
+            if len(point) == 2 and _number(point[1]) is not None:
+                val_by_step.setdefault(int(point[0]), []).append(point[1])
+    train_steps = sorted(by_step)
+    val_steps = sorted(val_by_step)
+    return Curve(method, train_steps, [mean_std(by_step[s])[0] for s in train_steps],
+                 val_steps, [mean_std(val_by_step[s])[0] for s in val_steps])
+
+
+def sample_table(cells: list[dict[str, Any]], order: list[str]) -> SampleTable:
+    """Predictions for the same inputs from every method, taken from the smallest seed that finished."""
+    ok = [c for c in cells if c["status"] == "ok" and c.get("samples")]
+    if not ok:
+        return SampleTable(None, [], [])
+    seed = min(c["seed"] for c in ok)
+    by_method: dict[str, dict[tuple[str, str], str]] = {}
+    inputs: list[tuple[str, str]] = []
+    for cell in sorted((c for c in ok if c["seed"] == seed), key=lambda c: order.index(c["method"])):
+        predictions = by_method.setdefault(cell["method"], {})
+        for sample in cell["samples"]:
+            key = (str(sample.get("input", "")), str(sample.get("reference", "")))
+            if key not in inputs:
+                inputs.append(key)
+            predictions.setdefault(key, str(sample.get("prediction", "")))
+    methods = list(by_method)
+    rows = [(text, reference, [by_method[m].get((text, reference)) for m in methods]) for text, reference in inputs]
+    return SampleTable(seed, methods, rows)
+
+
+def build_tasks(data: dict[str, Any]) -> list[TaskView]:
+    """Aggregate the record into one view per task. With a sweep, only the chosen trials count."""
+    order = method_names(data)
+    shown = selected_cells(data)
+    views = []
+    for task in task_names(data):
+        all_cells = [c for c in data["cells"] if c["task"] == task]
+        cells = [c for c in shown if c["task"] == task]
+        info = _task_info(data, task, cells)
+        headline = info.get("headline") or ""
+        higher = bool(info.get("higher_is_better", True))
+        listed = [m for m in info.get("metrics") or [] if m != headline]
+        found = sorted({name for c in cells if c["status"] == "ok" for name in (c.get("quality") or {})
+                        if name != headline and _number(c["quality"][name]) is not None})
+        metrics = listed + [m for m in found if m not in listed]
+        by_method: dict[str, list[dict[str, Any]]] = {}
+        for cell in cells:
+            if cell["status"] != "not_applicable":
+                by_method.setdefault(cell["method"], []).append(cell)
+        rows = sorted((_row(m, cs, metrics) for m, cs in by_method.items()), key=lambda r: _sort_key(r, higher, order))
+        not_applicable: list[tuple[str, str]] = []
+        for cell in sorted(all_cells, key=lambda c: order.index(c["method"])):
+            entry = (cell["method"], str(cell.get("error") or "no reason given"))
+            if cell["status"] == "not_applicable" and cell["method"] not in by_method and entry not in not_applicable:
+                not_applicable.append(entry)
+        curves = [mean_curve(r.method, [c for c in by_method[r.method] if c["status"] == "ok"]) for r in rows]
+        sweep = [s for s in data.get("sweep") or [] if s.get("task") == task]
+        views.append(TaskView(name=task, kind=str(info.get("kind", "")), headline_metric=headline, higher_is_better=higher,
+                              other_metrics=metrics, rows=rows, not_applicable=not_applicable,
+                              curves=[c for c in curves if c.train_steps or c.val_steps],
+                              samples=sample_table(cells, order), sweep=sweep))
+    return views
+
+
+def best_methods(rows: list[MethodRow], column: Column) -> set[str]:
+    """The methods holding the best value of a column; empty when there is nothing to tell apart.
+
+    Ties all count as best. A column where fewer than two distinct values exist gets no mark,
+    since "best" of one value (or of equal values) says nothing.
+    """
+    if column.better is None:
+        return set()
+    candidates = [(r.method, r.value(column.key)) for r in rows if not column.training_cost or r.trains]
+    present = [(m, v) for m, v in candidates if v is not None]
+    if len({_rounded(v) for _, v in present}) < 2:
+        return set()
+    target = max(v for _, v in present) if column.better == "higher" else min(v for _, v in present)
+    return {m for m, v in present if _rounded(v) == _rounded(target)}
+
+
+def _rounded(value: float) -> float:
+    # Means of the same numbers can differ in the last bits depending on summation order.
+    return float(f"{value:.9g}")
+
+
+def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = True) -> list[int]:
+    """Indices of the points no other point beats: cost no higher and quality no worse, one strictly.
+
+    ``points`` are (cost, quality); lower cost is always better, quality per ``higher_is_better``.
+    The indices come back ordered by cost, then by quality from best to worst.
+    """
+    def better_or_equal(a: float, b: float) -> bool:
+        return a >= b if higher_is_better else a <= b
+
+    front = []
+    for i, (cost, quality) in enumerate(points):
+        dominated = any(
+            other_cost <= cost and better_or_equal(other_quality, quality)
+            and (other_cost < cost or other_quality != quality)
+            for j, (other_cost, other_quality) in enumerate(points) if j != i
+        )
+        if not dominated:
+            front.append(i)
+    sign = -1 if higher_is_better else 1
+    return sorted(front, key=lambda i: (points[i][0], sign * points[i][1], i))
+
+
+# --- Formatting shared by every output -------------------------------------------------------
+
+def format_bytes(value: float | None) -> str:
+    """Binary units: 512 B, 8.0 KiB, 472.3 MiB, 1.52 GiB."""
+    if value is None:
+        return "—"
+    for unit, size in (("GiB", 1024 ** 3), ("MiB", 1024 ** 2), ("KiB", 1024)):
+        if abs(value) >= size:
+            scaled = value / size
+            return f"{scaled:.2f} {unit}" if unit == "GiB" and abs(scaled) < 10 else f"{scaled:.1f} {unit}"
+    return f"{value:.0f} B"
+
+
+def format_seconds(value: float | None) -> str:
+    """82 ms, 12.3 s, 4 m 05 s, 1 h 02 m."""
+    if value is None:
+        return "—"
+    if value < 1:
+        return f"{value * 1000:.3g} ms" if value > 0 else "0 s"
+    if value < 60:
+        return f"{value:.3g} s"
+    if value < 3600:
+        minutes, seconds = divmod(round(value), 60)
+        return f"{minutes} m {seconds:02d} s"
+    hours, minutes = divmod(round(value / 60), 60)
+    return f"{hours} h {minutes:02d} m"
+
+
+def format_count(value: float | None) -> str:
+    """Exact below ten thousand (1,792), then K/M/B with three significant digits."""
+    if value is None:
+        return "—"
+    if abs(value) < 10_000:
+        return f"{value:,.0f}"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{unit}"
+    return f"{value:,.0f}"
+
+
+def format_value(unit: str, value: float | None) -> str:
+    """A column's value in its unit, "—" when absent."""
+    if value is None:
+        return "—"
+    if unit == "metric":
+        return f"{value:.4g}" if abs(value) >= 1000 else f"{value:.3f}"
+    if unit == "loss":
+        return f"{value:.4f}"
+    if unit == "percent":
+        return f"{value:.3g}%"
+    if unit == "bytes":
+        return format_bytes(value)
+    if unit == "seconds":
+        return format_seconds(value)
+    if unit == "rate":
+        return f"{value:,.0f}"
+    return format_count(value)
+
+
+def format_headline(stat: Stat) -> str:
+    """mean ± std over seeds, or "—" when no seed finished."""
+    if stat.mean is None:
+        return "—"
+    return f"{format_value('metric', stat.mean)} ± {format_value('metric', stat.std or 0.0)}"
+
+
+def display_value(row: MethodRow, column: Column) -> str:
+    """A row's value in a column as every output shows it."""
+    if column.key == "headline":
+        return format_headline(row.headline)
+    return format_value(column.unit, row.value(column.key))
+
+
+def method_label(row: MethodRow) -> str:
+    """The method name, with the chosen sweep trial when there is one."""
+    return f"{row.method} ({row.trial})" if row.trial else row.method
+
+
+def failed_cells(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every failed cell, sweep trials included, in record order."""
+    return [c for c in data["cells"] if c["status"] == "failed"]
+
+
+def pending_note(data: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """A warning sentence and the pending cells when the run is incomplete; None when it finished."""
+    pending = [str(p) for p in data.get("pending") or []]
+    if not data.get("interrupted") and not pending:
+        return None
+    how = "was interrupted" if data.get("interrupted") else "is incomplete"
+    return (f"This run {how}: {len(pending)} cell(s) have no result yet, so the figures below are partial. "
+            "Run the same tbench run command again to finish them.", pending)
+
+
+# --- "How measured" -------------------------------------------------------------------------
+
+DEFINITIONS = (
+    ("Quality", "The headline metric is computed per cell on the test split (its first eval-examples examples); the "
+                "table shows its mean ± sample standard deviation over seeds, and n counts the seeds that finished."),
+    ("Losses", "Train loss is the loss of the last training step; validation loss is the mean target-token loss on "
+               "the validation examples after training (for baselines, of the unchanged model)."),
+    ("Trainable parameters", "Parameters that receive gradients after the method adapted the model, and their share "
+                             "of all parameters of the adapted model."),
+    ("Peak memory", "Peak memory on CPU is the process's resident high-water mark (VmHWM) during the phase, reset "
+                    "between phases (so it includes the model and the Python process); on CUDA it is "
+                    "torch.cuda.max_memory_allocated, reset between phases."),
+    ("Training time", "Training time is the sum of the optimiser step times, validation excluded; tokens/s is the "
+                      "non-padding tokens of the training batches divided by that time."),
+    ("Saved size", "Saved size is the bytes of the weight files the method saves (0 for methods that only change "
+                   "the prompt)."),
+    ("Latency", "Latency is the wall time to answer one test example at batch size 1 (greedy generation for "
+                "causal models, one forward pass for encoders)."),
+)
+
+
+def _join(values: Any) -> str:
+    return ", ".join(str(v) for v in values) if values else "—"
+
+
+def measurement_facts(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) pairs describing where and how the record was measured, all from the record."""
+    run = data.get("run") or {}
+    env = data.get("environment") or {}
+    packages = env.get("packages") or {}
+    formats = sorted({str((c.get("prompt") or {}).get("format")) for c in data["cells"]
+                      if (c.get("prompt") or {}).get("format")})
+    prompt_format = str(run.get("prompt_format", "—")) + (f" (resolved: {', '.join(formats)})" if formats else "")
+    fingerprints = run.get("task_fingerprints") or {}
+    tasks = [f"{t} ({fingerprints[t]})" if t in fingerprints else t for t in run.get("tasks") or []]
+    eval_examples = run.get("eval_examples")
+    validation = f"{run.get('val_examples', '—')} examples"
+    if run.get("val_every"):
+        validation += f", every {run['val_every']} steps and at the end"
+    total, cached = run.get("cells_total"), run.get("cells_cached")
+    cells = "—" if total is None else f"{total} total: {cached or 0} reused from cache, {total - (cached or 0)} run"
+    facts = [
+        ("Command", str(data.get("command", "—"))),
+        ("Recorded", str(data.get("created", "—"))),
+        ("Device", f"{run.get('device', env.get('device', '—'))} — {env.get('device_name', '—')}"),
+        ("Precision", str(run.get("precision", "—"))),
+        ("Torch threads", str(env.get("torch_threads", "—"))),
+        ("Platform", str(env.get("platform", "—"))),
+        ("Packages", _join(f"{name} {version}" for name, version in packages.items())),
+        ("Project commit", str(env.get("project_commit", "—"))),
+        ("Model", f"{run.get('model', '—')} (fingerprint {run.get('model_fingerprint', '—')})"),
+        ("Tasks", _join(tasks)),
+        ("Methods", _join(run.get("methods"))),
+        ("Seeds", _join(run.get("seeds"))),
+        ("Training steps", str(run.get("steps", "—"))),
+        ("Batch size", str(run.get("batch_size", "—"))),
+        ("Eval examples", {0: "whole test split", None: "—"}.get(eval_examples, str(eval_examples))),
+        ("Validation", validation),
+        ("Max length", str(run.get("max_length", "—"))),
+        ("Prompt format", prompt_format),
+        ("Executor", str(run.get("executor", "—"))),
+        ("Wall time", format_seconds(_number(run.get("wall_seconds")))),
+        ("Cells", cells),
+    ]
+    sweep = run.get("sweep")
+    if isinstance(sweep, dict):
+        facts.append(("Sweep", f"{sweep.get('parameter', '—')} × {_join(f'{f:.3g}' for f in sweep.get('factors') or [])} "
+                               "of each method's default"))
+    return facts
+
+
+def method_settings(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """Each method's options as run (before any sweep changed the learning rate)."""
+    configs = (data.get("run") or {}).get("method_configs") or {}
+    return [(method, _join(f"{k}={v}" for k, v in config.items()) if config else "no options")
+            for method, config in configs.items()]
