@@ -1,7 +1,5 @@
 """IA3: trainable vectors that rescale keys, values and feed-forward activations; weights frozen."""
 
-from peft import IA3Config, get_peft_model
-
 from tuning_bench import Method, Option, hookimpl
 from tuning_bench.method import learning_rate, peft_task_type
 
@@ -19,6 +17,8 @@ class IA3(Method):
     )
 
     def adapt(self, loaded, task, config):
+        from peft import IA3Config, get_peft_model  # imported here: listing methods must not load torch
+
         peft_config = IA3Config(
             task_type=peft_task_type(loaded),
             target_modules=config["target_modules"] or None,

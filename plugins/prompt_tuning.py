@@ -1,8 +1,5 @@
 """Prompt tuning: a trainable soft prompt of virtual tokens in front of the input; the model stays frozen."""
 
-import torch
-from peft import PromptTuningConfig, PromptTuningInit, get_peft_model
-
 from tuning_bench import Method, Option, hookimpl
 from tuning_bench.method import learning_rate, peft_task_type
 
@@ -24,6 +21,8 @@ class PromptTuning(Method):
     )
 
     def adapt(self, loaded, task, config):
+        from peft import PromptTuningConfig, PromptTuningInit, get_peft_model  # lazy: listing must not load torch
+
         init = {"text": PromptTuningInit.RANDOM, "vocab": PromptTuningInit.SAMPLE_VOCAB,
                 "random": PromptTuningInit.RANDOM}[config["init"]]
         peft_config = PromptTuningConfig(task_type=peft_task_type(loaded), num_virtual_tokens=config["num_virtual_tokens"],
@@ -39,6 +38,8 @@ def init_from_text(model, tokenizer, text):
 
     Done here rather than through PEFT's TEXT init, which needs a tokenizer path, not a tokenizer.
     """
+    import torch
+
     embedding = model.prompt_encoder[model.active_adapter].embedding
     length = embedding.weight.shape[0]
     ids = tokenizer(text, add_special_tokens=False).input_ids or [tokenizer.eos_token_id]

@@ -1,7 +1,5 @@
 """P-tuning: virtual tokens produced by a small trainable prompt encoder; the model stays frozen."""
 
-from peft import PromptEncoderConfig, get_peft_model
-
 from tuning_bench import Method, Option, hookimpl
 from tuning_bench.method import learning_rate, peft_task_type
 
@@ -19,6 +17,8 @@ class PTuning(Method):
     )
 
     def adapt(self, loaded, task, config):
+        from peft import PromptEncoderConfig, get_peft_model  # imported here: listing methods must not load torch
+
         peft_config = PromptEncoderConfig(
             task_type=peft_task_type(loaded),
             num_virtual_tokens=config["num_virtual_tokens"],

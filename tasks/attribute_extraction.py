@@ -86,7 +86,7 @@ TASK = Task(
     metrics=("json_field_f1", "json_exact_match"),
     headline="json_field_f1",
     higher_is_better=True,
-    max_new_tokens=64,
+    max_new_tokens=56,
 )
 
 

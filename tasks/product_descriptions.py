@@ -244,7 +244,7 @@ TASK = Task(
     metrics=("rouge_l", "chrf"),
     headline="rouge_l",
     higher_is_better=True,
-    max_new_tokens=64,
+    max_new_tokens=56,
 )
 
 

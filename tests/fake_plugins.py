@@ -79,7 +79,18 @@ class Slow(Method):
         return loaded.model
 
 
+
+
+class CudaOOM(Method):
+    name = "fake-oom"
+    description = "test: raises torch's CUDA out-of-memory error"
+    options = (learning_rate(1e-3, "test"),)
+
+    def adapt(self, loaded, task, config):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
 @hookimpl
 def register_methods(register):
-    for method in (HeadOnly, NanLoss, Crash, Killed, Slow):
+    for method in (HeadOnly, NanLoss, Crash, Killed, Slow, CudaOOM):
         register(method)

@@ -124,7 +124,7 @@ def test_every_method_passes_the_generation_guard(method_name, task_name, tiny, 
                     batch_size=4, val_examples=2, eval_batch_size=8, eval_examples=6)
     record = run_cell(spec, tmp_path / "cell", None)
     assert record["status"] == "ok", record["error"]
-    assert record["guard"]["passed"] and record["guard"]["checked_prompts"] == 3
+    assert record["guard"]["passed"] and record["guard"]["checked_prompts"] == 2
 
 
 def test_zero_shot_records_the_exact_prompt(tiny, tmp_path):

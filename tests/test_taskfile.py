@@ -310,3 +310,23 @@ def test_csv_row_with_extra_cells(tmp_path):
     path.write_text(GOOD_YAML.replace("reviews.jsonl", "d.csv"))
     with pytest.raises(UsageError, match=r"key 'data': d\.csv line 3 has more cells"):
         load_task_file(path)
+
+
+def test_a_yaml_task_with_jsonl_data_runs_end_to_end_on_a_tiny_model(tmp_path):
+    """The example task file, through the whole runner: plan, cells, results, reports."""
+    from tuning_bench.executor import InProcessExecutor
+    from tuning_bench.plugins import load_catalog
+    from tuning_bench.runner import execute, plan_run
+    from tuning_bench.settings import RunSettings
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "tasks" / "support_tickets.yaml"
+    settings = RunSettings(methods=["zero-shot", "lora"], tasks=[], task_files=[str(example)], model="tiny-llama",
+                           steps=2, batch_size=4, eval_examples=4, val_examples=2, eval_batch_size=4,
+                           out=str(tmp_path / "run"), executor="in-process")
+    data = execute(plan_run(settings, load_catalog(["tuning_bench.testing"])), executor=InProcessExecutor(),
+                   prepare_model=False)
+    assert [c["status"] for c in data["cells"]] == ["ok", "ok"], [c["error"] for c in data["cells"]]
+    cell = data["cells"][1]
+    assert cell["task_info"]["source"].endswith("support_tickets.yaml")
+    assert set(cell["predictions"]) <= set(cell["task_info"]["labels"])
+    assert (tmp_path / "run" / "report.html").exists()

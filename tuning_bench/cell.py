@@ -35,8 +35,8 @@ class CellSpec:
     steps: int
     batch_size: int = 8
     eval_examples: int = 0  # 0: the whole test split
-    val_examples: int = 32
-    val_every: int = 0
+    val_examples: int = 12
+    val_every: int = 0  # 0: validate only after the last step
     eval_batch_size: int = 32
     device: str = "cpu"
     precision: str = "fp32"
@@ -46,7 +46,7 @@ class CellSpec:
     keep: str = "adapters"
     trust_remote_code: bool = False
     samples: int = 5
-    guard_prompts: int = 3
+    guard_prompts: int = 2
     plugin_modules: list[str] = field(default_factory=list)
     trial: str = ""  # e.g. "learning_rate=0.003" for a sweep trial
 
@@ -126,8 +126,14 @@ def run_cell(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emi
         record.update(_run(spec, cell_dir, token_cache, emit))
     except CellFailed as exc:
         record["error"] = str(exc)
+    except MemoryError:
+        record["error"] = "out of memory (host RAM); try a smaller --batch-size or --eval-batch-size"
     except Exception as exc:  # a cell's crash is recorded; the run goes on with the other cells
-        record["error"] = f"{type(exc).__name__}: {exc}"
+        if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch here
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            record["error"] = f"CUDA out of memory ({first}); try a smaller --batch-size"
+        else:
+            record["error"] = f"{type(exc).__name__}: {exc}"
         cell_dir.mkdir(parents=True, exist_ok=True)
         (cell_dir / "error.log").write_text(traceback.format_exc())
     record["cell_seconds"] = time.perf_counter() - started
@@ -157,7 +163,7 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     catalog = load_catalog(spec.plugin_modules)
     task = resolve_task(catalog, spec.task)
     method = catalog.methods.get(spec.method)
-    source = resolve_model(catalog, spec.model)
+    source = resolve_model(catalog, spec.model, spec.trust_remote_code)
     config = resolve_options(method.name, method.options, spec.method_config, where="cell config")
     reason = method.not_applicable(task, source.kind, config)
     if reason:
@@ -179,6 +185,11 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     key = cache_key(loaded.fingerprint, task.fingerprint(), fmt and fmt.style, shots, spec.max_length, loaded.kind.value)
     encoded = load_or_encode(token_cache, key, lambda: encode_task(task, tokenizer, loaded.kind, fmt, shots, spec.max_length))
     tokenize_seconds = time.perf_counter() - tokenize_start
+    warnings: list[str] = []
+    if encoded.truncated:
+        warnings.append(f"{encoded.truncated} examples were longer than max_length={spec.max_length} tokens and were "
+                        "truncated (the prompt keeps its end); raise --max-length or shorten the inputs")
+        emit({"event": "warning", "message": warnings[-1]})
     test_examples = task.splits()["test"]
     if spec.eval_examples:
         test_examples = test_examples[: spec.eval_examples]
@@ -215,8 +226,10 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     probe.start("eval")
     eval_start = time.perf_counter()
     adapted.eval()
-    final_val = mean_loss(adapted, val_encoded, feeder, spec.batch_size) if val_encoded else None
-    test_loss = mean_loss(adapted, test_encoded, feeder, spec.batch_size)
+    if log is not None and log.val_loss and log.val_loss[-1][0] == spec.steps:
+        final_val = log.val_loss[-1][1]  # measured right after the last step; the model has not changed since
+    else:
+        final_val = mean_loss(adapted, val_encoded, feeder, spec.batch_size) if val_encoded else None
     quality: dict[str, Any]
     guard = None
     latency = None
@@ -271,8 +284,7 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
         "eval_seconds": eval_seconds,
         "eval_examples": len(test_examples),
         "final_val_loss": final_val,
-        "test_loss": test_loss,
-        "test_perplexity": math.exp(min(test_loss, 50.0)) if causal else None,
+        "val_perplexity": math.exp(min(final_val, 50.0)) if causal and final_val is not None else None,
         "saved_bytes": state["saved_bytes"],
         "latency_seconds": latency["seconds"],
         "latency_new_tokens": latency["new_tokens"],
@@ -309,6 +321,7 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     return {
         "status": "ok",
         "error": None,
+        "warnings": warnings,
         "method_config": config,
         "quality": quality["scores"],
         "headline": {"metric": task.headline, "value": quality["scores"].get(task.headline),

@@ -196,10 +196,12 @@ def _positive(name: str, value: int | None, minimum: int = 1) -> int | None:
 @click.option("--prompt-format", type=click.Choice(["auto", "chat", "plain"]), help="auto: the chat template when the model has one.")
 @click.option("--executor", type=click.Choice(["local", "in-process"]), help="local: each cell in its own process.")
 @click.option("--threads", type=int, help="Torch threads on CPU (default: one per available core).")
+@click.option("--max-length", type=int, help="Longest tokenized example; longer ones are truncated (default: 512).")
 @click.option("--force", is_flag=True, help="Run every cell again, even if a result is cached.")
 @click.option("--trust-remote-code", is_flag=True, default=None, help="Allow models that need code from their repository.")
 def run(methods, task_names, task_files, model, seeds, steps, batch_size, eval_examples, out, config_file, set_items,
-        quick, device, precision, sweep, keep, prompt_format, executor, threads, force, trust_remote_code) -> None:
+        quick, device, precision, sweep, keep, prompt_format, executor, threads, max_length, force,
+        trust_remote_code) -> None:
     """Train and measure each method on each task, then write results and reports."""
     from tuning_bench.liveview import LiveView
     from tuning_bench.lookup import split_names
@@ -215,6 +217,7 @@ def run(methods, task_names, task_files, model, seeds, steps, batch_size, eval_e
         "batch_size": _positive("--batch-size", batch_size), "eval_examples": _positive("--eval-examples", eval_examples, 0),
         "out": out, "device": device, "precision": precision, "sweep": sweep, "keep": keep,
         "prompt_format": prompt_format, "executor": executor, "threads": _positive("--threads", threads, 0),
+        "max_length": _positive("--max-length", max_length, 8),
         "trust_remote_code": trust_remote_code, "options": parse_set_arguments(set_items) or None,
     }
     if task_files and task_names is None:
@@ -288,6 +291,26 @@ def generate(run_dir: Path, inputs: tuple[str, ...], method: str, task: str | No
     trained = load_trained(run_dir, _catalog(), method, task, seed)
     for text, answer in zip(inputs, trained.answer(list(inputs))):
         stdout.print(f"[bold]{text}[/]\n  {answer}", highlight=False)
+
+
+@cli.command("cell")
+@click.argument("spec_file", type=click.Path(path_type=Path))
+@click.argument("cell_dir", type=click.Path(path_type=Path))
+@click.option("--token-cache", type=click.Path(path_type=Path), help="Folder of tokenized tasks shared by cells.")
+def cell_command(spec_file: Path, cell_dir: Path, token_cache: Path | None) -> None:
+    """Run one cell from a JSON cell spec in this process and print its result record as JSON.
+
+    This is what an executor runs on a worker; `tbench run` does it for you.
+    """
+    from tuning_bench.cell import CellSpec, run_cell
+
+    try:
+        spec = CellSpec.from_dict(json.loads(spec_file.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
+        raise UsageError(f"{spec_file}: not a cell spec ({exc})") from None
+    record = run_cell(spec, cell_dir, token_cache)
+    click.echo(json.dumps(record, default=str))
+    sys.exit(0 if record["status"] != "failed" else 1)
 
 
 def _add_plugin_commands() -> None:

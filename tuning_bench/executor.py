@@ -20,7 +20,7 @@ from typing import Any
 from tuning_bench.cell import CellSpec, run_cell
 
 EventSink = Callable[["CellJob", dict[str, Any]], None]
-_PRELOAD = ["torch", "transformers", "peft", "tuning_bench.cell", "tuning_bench.trainer", "tuning_bench.generation"]
+_PRELOAD = ["tuning_bench.preload"]
 
 
 @dataclass

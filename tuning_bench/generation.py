@@ -163,13 +163,16 @@ def generate_all(model: Any, prompts: Sequence[Sequence[int]], settings: Generat
 def reference_greedy(model: Any, prompt: Sequence[int], settings: GenerationSettings, max_new_tokens: int
                      ) -> tuple[list[int], list[torch.Tensor]]:
     """Greedy decoding by full forward passes without a KV cache (batch size 1), with each step's logits."""
+    from tuning_bench.losses import supports_logits_to_keep
+
     ids = list(prompt)
     produced: list[int] = []
     step_logits: list[torch.Tensor] = []
+    last_only = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}  # the LM head for one position
     for _ in range(max_new_tokens):
         tensor = torch.tensor([ids], device=settings.device)
         with _autocast(settings):
-            logits = model(input_ids=tensor, attention_mask=torch.ones_like(tensor)).logits[0, -1].float()
+            logits = model(input_ids=tensor, attention_mask=torch.ones_like(tensor), **last_only).logits[0, -1].float()
         token = int(logits.argmax())
         step_logits.append(logits.cpu())
         if token in settings.eos_ids:
@@ -202,7 +205,7 @@ def _tie_margin(settings: GenerationSettings) -> float:
 
 
 def generation_guard(model: Any, prompts: Sequence[Sequence[int]], settings: GenerationSettings,
-                     max_new_tokens: int = 12) -> GuardReport:
+                     max_new_tokens: int = 8) -> GuardReport:
     """Check that ``generate`` (batched exactly as evaluation batches them) equals the no-cache reference."""
     report = GuardReport(passed=True, checked_prompts=len(prompts))
     generated: list[list[int]] = [[] for _ in prompts]
@@ -236,8 +239,8 @@ def generation_guard(model: Any, prompts: Sequence[Sequence[int]], settings: Gen
     return report
 
 
-def pick_guard_prompts(prompts: Sequence[Sequence[int]], count: int = 3) -> list[Sequence[int]]:
-    """A few prompts of different lengths, so a padded batch is part of the check when lengths differ."""
+def pick_guard_prompts(prompts: Sequence[Sequence[int]], count: int = 2) -> list[Sequence[int]]:
+    """The shortest and longest prompts (and more between, up to ``count``): a padded batch is part of the check."""
     if not prompts:
         return []
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))

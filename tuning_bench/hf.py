@@ -82,10 +82,11 @@ class PretrainedSource(ModelSource):
 
     description = "A Hugging Face model id or a local model folder"
 
-    def __init__(self, location: str, revision: str | None = None):
+    def __init__(self, location: str, revision: str | None = None, trust_remote_code: bool = False):
         self.name = location
         self.location = location
         self.revision = revision
+        self.trust_remote_code = trust_remote_code  # False, never None: None makes transformers ask on stdin
         self._kind: ModelKind | None = None
 
     @property
@@ -94,7 +95,8 @@ class PretrainedSource(ModelSource):
             from transformers import AutoConfig
 
             try:
-                config = AutoConfig.from_pretrained(self.location, revision=self.revision)
+                config = AutoConfig.from_pretrained(self.location, revision=self.revision,
+                                                    trust_remote_code=self.trust_remote_code)
             except ValueError as exc:
                 if "trust_remote_code" in str(exc):
                     raise _remote_code_error(self.location, exc) from None
@@ -106,10 +108,13 @@ class PretrainedSource(ModelSource):
 
     def load(self, *, task_kind: TaskKind, labels: tuple[str, ...] = (), trust_remote_code: bool = False) -> LoadedModel:
         extra = {"revision": self.revision} if self.revision else {}
-        model, tokenizer = load_pretrained(
-            self.location, kind=self.kind, task_kind=task_kind, labels=labels, trust_remote_code=trust_remote_code, **extra
-        )
+        model, tokenizer = load_pretrained(self.location, kind=self.kind, task_kind=task_kind, labels=labels,
+                                           trust_remote_code=trust_remote_code or self.trust_remote_code, **extra)
         return LoadedModel(model, tokenizer, self.kind, self.name, self.fingerprint())
+
+    def prepare(self, force: bool = False) -> None:
+        """Download (online) or check the model's config, so that cells load from the local cache."""
+        _ = self.kind
 
     def fingerprint(self) -> str:
         path = Path(self.location)

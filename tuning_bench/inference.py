@@ -106,7 +106,7 @@ def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None 
                          "re-run with --keep all to keep full models")
     prompt = json.loads((state_dir / "tbench-prompt.json").read_text(encoding="utf-8"))
     task_obj = resolve_task(catalog, cell["task"])
-    source = resolve_model(catalog, cell["config"]["model"])
+    source = resolve_model(catalog, cell["config"]["model"], cell["config"]["trust_remote_code"])
     source.prepare()
     import torch
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.console import Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from tuning_bench.console import stderr
@@ -45,14 +46,16 @@ class LiveView(RunView):
         self.cell_started = time.perf_counter()
         if self.step_task is not None:
             self.steps.remove_task(self.step_task)
-        self.step_task = self.steps.add_task(f"{job.spec.label}: starting", total=None, loss="")
+        self.step_task = self.steps.add_task(f"{escape(job.spec.label)}: starting", total=None, loss="")
 
     def event(self, job: CellJob, event: dict[str, Any]) -> None:
         if self.step_task is None:
             return
         if event.get("event") == "phase":
-            self.steps.update(self.step_task, description=f"{job.spec.label}: {event['phase']}",
+            self.steps.update(self.step_task, description=f"{escape(job.spec.label)}: {event['phase']}",
                               total=event.get("total"), completed=0 if event.get("total") else None)
+        elif event.get("event") == "warning" and self.live:
+            self.live.console.print(f"[yellow]warning:[/] {escape(job.spec.label)}: {escape(event['message'])}", highlight=False)
         elif event.get("event") == "step":
             self.steps.update(self.step_task, completed=event["step"], total=event["total"],
                               loss=f"loss {event['loss']:.3f}")
@@ -63,7 +66,8 @@ class LiveView(RunView):
         value = headline.get("value")
         detail = f"{headline.get('metric')} {value:.4g}" if isinstance(value, (int, float)) else (record.get("error") or "")
         seconds = time.perf_counter() - self.cell_started
-        message = f"[{_STATUS_STYLE.get(status, 'red')}]{status:>14}[/] {job.spec.label}  {detail}  ({seconds:.0f} s)"
+        message = (f"[{_STATUS_STYLE.get(status, 'red')}]{status:>14}[/] {escape(job.spec.label)}  {escape(detail)}"
+                   f"  ({seconds:.0f} s)")
         if self.live:
             self.live.console.print(message, highlight=False)
         if self.cells_task is not None:

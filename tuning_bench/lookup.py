@@ -11,12 +11,12 @@ from tuning_bench.plugins import Catalog
 from tuning_bench.task import Task
 
 
-def resolve_model(catalog: Catalog, name: str) -> ModelSource:
+def resolve_model(catalog: Catalog, name: str, trust_remote_code: bool = False) -> ModelSource:
     """A registered model source, else a Hugging Face id (``org/name``) or a local folder."""
     if name in catalog.models:
         return catalog.models.get(name)
     if looks_like_pretrained(name):
-        return PretrainedSource(name)
+        return PretrainedSource(name, trust_remote_code=trust_remote_code)
     err = did_you_mean("model", name, catalog.models.names())
     raise UsageError(f"{err} A Hugging Face id (org/name) or a local model folder also works.")
 

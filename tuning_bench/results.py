@@ -25,11 +25,19 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False,
                                      encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(handle.name, 0o644)  # temporary files are created private; results are meant to be shared
-    os.replace(handle.name, path)
+        try:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        except BaseException:
+            os.unlink(handle.name)
+            raise
+    try:
+        os.chmod(handle.name, 0o644)  # temporary files are created private; results are meant to be shared
+        os.replace(handle.name, path)
+    except BaseException:
+        os.unlink(handle.name)
+        raise
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -117,7 +125,7 @@ def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None
 
 CSV_COLUMNS = [
     "task", "method", "seed", "trial", "status", "error", "headline_metric", "headline_value",
-    "trainable_params", "total_params", "trainable_percent", "final_train_loss", "final_val_loss", "test_loss",
+    "trainable_params", "total_params", "trainable_percent", "final_train_loss", "final_val_loss", "val_perplexity",
     "train_seconds", "median_step_seconds", "tokens_per_second", "train_peak_bytes", "eval_peak_bytes",
     "baseline_bytes", "saved_bytes", "generation_seconds_per_example", "latency_seconds", "eval_examples", "steps",
     "learning_rate",

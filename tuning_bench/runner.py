@@ -105,7 +105,7 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
     if not task_names:
         raise UsageError("no task to run: give --tasks NAME[,NAME] or --task-file FILE.yaml")
     tasks = {name: resolve_task(catalog, name) for name in task_names}
-    source = resolve_model(catalog, settings.model)
+    source = resolve_model(catalog, settings.model, settings.trust_remote_code)
     device, precision = _resolve_device(settings.device, settings.precision)
     sweep = None
     if settings.sweep:
@@ -129,7 +129,8 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
                     spec = CellSpec(
                         task=task_name, method=method_name, seed=seed, model=settings.model, method_config=config,
                         steps=settings.steps, batch_size=settings.batch_size, eval_examples=settings.eval_examples,
-                        val_examples=settings.val_examples, val_every=settings.val_every,
+                        val_examples=settings.val_examples,
+                        val_every=settings.val_every or max(1, settings.steps // 2),
                         eval_batch_size=settings.eval_batch_size, device=device, precision=precision,
                         threads=settings.threads, max_length=settings.max_length, prompt_format=settings.prompt_format,
                         keep=settings.keep, trust_remote_code=settings.trust_remote_code, samples=settings.samples,

@@ -20,12 +20,14 @@ class RunSettings:
     task_files: list[str] = field(default_factory=list)
     model: str = "smollm2-135m"
     seeds: list[int] = field(default_factory=lambda: [0])
-    steps: int = 24
-    batch_size: int = 8
-    eval_examples: int = 48
-    val_examples: int = 32
-    val_every: int = 8
-    eval_batch_size: int = 48
+    # Sized so that the default run (8 methods, one seed) ends within 10 minutes on a 2-core CPU; see
+    # bench/RESULTS.md for the measured breakdown.
+    steps: int = 12
+    batch_size: int = 4
+    eval_examples: int = 24
+    val_examples: int = 12
+    val_every: int = 0  # 0: twice per run (half-way and at the end)
+    eval_batch_size: int = 24
     device: str = "auto"
     precision: str = "auto"
     threads: int = 0
@@ -41,7 +43,7 @@ class RunSettings:
 
 
 # --quick: a smoke run of every method that finishes in a few minutes on a 2-core CPU.
-QUICK = {"steps": 4, "eval_examples": 8, "val_examples": 8, "val_every": 0, "samples": 3}
+QUICK = {"steps": 2, "eval_examples": 4, "val_examples": 4, "samples": 2}
 
 SWEEPS = {"lr": ("learning_rate", (1 / 3, 1.0, 3.0))}  # factors around each method's default
 

@@ -90,3 +90,9 @@ def compute_metrics(names: Sequence[str], predictions: list[str], references: li
         result = module.compute(predictions=list(predictions), references=list(references)) or {}
         scores.update(_numbers(name, result))
     return scores
+
+
+def preload_shipped() -> None:
+    """Load every shipped metric module now (the fork server does this once for all cell processes)."""
+    for name in SHIPPED_METRICS:
+        _load(name)

@@ -22,11 +22,12 @@ SUMMARY_KEYS = ("trainable_params", "train_peak_bytes", "eval_peak_bytes", "trai
 
 def _summary_table(view: TaskView, failures: int) -> Table:
     arrow = "↑" if view.higher_is_better else "↓"
-    table = Table(title=Text(f"{view.name} — {view.headline_metric} {arrow}"), title_justify="left")
+    table = Table(title=Text(f"{view.name} — {view.headline_metric} {arrow} (mean ± std over seeds)"),
+                  title_justify="left")
     columns = [c for c in COST_COLUMNS if c.key in SUMMARY_KEYS]
-    table.add_column("Method")
+    table.add_column("Method", no_wrap=True)  # names are what a reader scans for; never cut them
     table.add_column("n", justify="right")
-    table.add_column(Text(f"{view.headline_metric} (mean ± std)"), justify="right")
+    table.add_column(Text(view.headline_metric), justify="right", no_wrap=True)
     for column in columns:
         table.add_column(column.label, justify="right")
     headline_column = view.columns[0]

@@ -95,6 +95,9 @@ def loss_plot(view: TaskView, colors: dict[str, Any]) -> Any:
                 Line2D([], [], color="0.3", linestyle=":", marker="o", markersize=4)]
     labels += ["train loss", "validation loss"]
     axes.set_xlabel("training step")
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     axes.set_ylabel("loss")
     axes.grid(True, alpha=0.3)
     axes.legend(handles, labels, fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)

