@@ -16,8 +16,9 @@ class PromptTuning(Method):
                source="Lester et al. 2021: vocabulary/class-label init beats random; PEFT's guide uses text"),
         Option("init_text", str, "", "Text for init=text; empty means the task's instruction.",
                source="PEFT prompt-tuning guide (task description as init text)"),
-        learning_rate(3e-2, "PEFT prompt-tuning causal-LM guide (3e-2 with AdamW); Lester et al. 2021 used 0.3 "
-                            "with Adafactor: soft prompts need rates far above weight fine-tuning"),
+        learning_rate(3e-2, "PEFT prompt-tuning causal-LM guide (3e-2 with AdamW), confirmed best of 1e-2/3e-2/9e-2 "
+                            "by results/sweep-lr-cpu; Lester et al. 2021 used 0.3 with Adafactor: soft prompts need "
+                            "rates far above weight fine-tuning"),
     )
 
     def adapt(self, loaded, task, config):

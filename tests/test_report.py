@@ -344,7 +344,7 @@ def test_terminal_tables_one_per_task_with_every_method():
     tables = terminal_tables(data)
     assert len(tables) == 1 and tables[0].row_count == len(data["run"]["methods"])
     text = text_of(tables)
-    assert "prompt (learning_rate=0.03)" in text and "accuracy (mean ± std)" in text
+    assert "prompt (learning_rate=0.03)" in text and "accuracy ↑ (mean ± std over seeds)" in text
 
 
 def test_memory_uses_human_units_and_cuda_allocated_peaks():

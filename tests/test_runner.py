@@ -149,7 +149,9 @@ def test_sweep_tries_the_same_number_of_rates_and_selects_by_validation(tiny, tm
     for cell in data["cells"]:
         trials.setdefault(cell["method"], []).append(cell)
     assert len(trials["zero-shot"]) == 1 and len(trials["lora"]) == 3 and len(trials["prompt"]) == 3
-    assert sorted(c["method_config"]["learning_rate"] for c in trials["lora"]) == [0.000333, 0.001, 0.003]
+    base = load_catalog().methods.get("lora").option("learning_rate").default
+    expected = sorted(float(f"{base * factor:.3g}") for factor in (1 / 3, 1, 3))
+    assert sorted(c["method_config"]["learning_rate"] for c in trials["lora"]) == expected
     for summary in data["sweep"]:
         chosen = [c for c in trials[summary["method"]] if c.get("selected")]
         assert len(chosen) == 1 and chosen[0]["trial"] == summary["chosen"]
