@@ -46,6 +46,7 @@ class CellSpec:
     keep: str = "adapters"
     trust_remote_code: bool = False
     samples: int = 5
+    latency: bool = True
     guard_prompts: int = 2
     plugin_modules: list[str] = field(default_factory=list)
     trial: str = ""  # e.g. "learning_rate=0.003" for a sweep trial
@@ -248,17 +249,19 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
         else:
             quality = evaluate_classification_lm(adapted, task, test_examples, test_encoded, encoded.label_ids,
                                                  feeder, spec.eval_batch_size)
-        single_start = time.perf_counter()
-        first_answer = generate_batch(adapted, [test_encoded[0].prompt_ids], settings)[0]
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        latency = {"seconds": time.perf_counter() - single_start, "new_tokens": len(first_answer),
-                   "text": decode(tokenizer, first_answer)}
+        if spec.latency:
+            single_start = time.perf_counter()
+            first_answer = generate_batch(adapted, [test_encoded[0].prompt_ids], settings)[0]
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            latency = {"seconds": time.perf_counter() - single_start, "new_tokens": len(first_answer),
+                       "text": decode(tokenizer, first_answer)}
     else:
         quality = evaluate_classification_encoder(adapted, task, test_examples, test_encoded, feeder, spec.eval_batch_size)
-        single_start = time.perf_counter()
-        evaluate_classification_encoder(adapted, task, test_examples[:1], test_encoded[:1], feeder, 1)
-        latency = {"seconds": time.perf_counter() - single_start, "new_tokens": 0, "text": None}
+        if spec.latency:
+            single_start = time.perf_counter()
+            evaluate_classification_encoder(adapted, task, test_examples[:1], test_encoded[:1], feeder, 1)
+            latency = {"seconds": time.perf_counter() - single_start, "new_tokens": 0, "text": None}
     eval_seconds = time.perf_counter() - eval_start
     probe.stop("eval")
 
@@ -286,8 +289,8 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
         "final_val_loss": final_val,
         "val_perplexity": math.exp(min(final_val, 50.0)) if causal and final_val is not None else None,
         "saved_bytes": state["saved_bytes"],
-        "latency_seconds": latency["seconds"],
-        "latency_new_tokens": latency["new_tokens"],
+        "latency_seconds": latency["seconds"] if latency else None,  # None: not measured (--quick)
+        "latency_new_tokens": latency["new_tokens"] if latency else None,
     }
     if "generation_seconds" in quality:
         measurements["generation_seconds"] = quality["generation_seconds"]

@@ -8,6 +8,7 @@ a KV cache, one prompt at a time. A batched row must also equal its prompt run a
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,7 +113,9 @@ def _soft_prompt_generate(model: Any, input_ids: torch.Tensor, attention: torch.
     done = torch.zeros(rows, dtype=torch.bool, device=device)
     eos = torch.tensor(settings.eos_ids, device=device)
     with _autocast(settings):
-        output = base(inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=positions, use_cache=True)
+        last_only = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
+        output = base(inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=positions, use_cache=True,
+                      **last_only)
         for _ in range(max_new_tokens):
             token = output.logits[:, -1].argmax(-1)
             for row in range(rows):

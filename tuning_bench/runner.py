@@ -134,6 +134,7 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
                         eval_batch_size=settings.eval_batch_size, device=device, precision=precision,
                         threads=settings.threads, max_length=settings.max_length, prompt_format=settings.prompt_format,
                         keep=settings.keep, trust_remote_code=settings.trust_remote_code, samples=settings.samples,
+                        latency=settings.latency,
                         plugin_modules=extra_modules(), trial=trial,
                     )
                     key = _cell_key(spec, task_fingerprints[task_name], model_fingerprint)

@@ -24,10 +24,10 @@ class RunSettings:
     # bench/RESULTS.md for the measured breakdown.
     steps: int = 12
     batch_size: int = 4
-    eval_examples: int = 24
-    val_examples: int = 12
+    eval_examples: int = 20
+    val_examples: int = 8
     val_every: int = 0  # 0: twice per run (half-way and at the end)
-    eval_batch_size: int = 24
+    eval_batch_size: int = 20
     device: str = "auto"
     precision: str = "auto"
     threads: int = 0
@@ -40,10 +40,11 @@ class RunSettings:
     trust_remote_code: bool = False
     executor: str = "local"
     samples: int = 5
+    latency: bool = True  # time one example answered alone (batch size 1)
 
 
 # --quick: a smoke run of every method that finishes in a few minutes on a 2-core CPU.
-QUICK = {"steps": 2, "eval_examples": 4, "val_examples": 4, "samples": 2}
+QUICK = {"steps": 2, "eval_examples": 4, "val_examples": 4, "val_every": 2, "samples": 2, "latency": False}
 
 SWEEPS = {"lr": ("learning_rate", (1 / 3, 1.0, 3.0))}  # factors around each method's default
 
