@@ -47,6 +47,7 @@ class CellSpec:
     trust_remote_code: bool = False
     samples: int = 5
     latency: bool = True
+    max_new_tokens: int = 0  # 0: the task's own limit
     guard_prompts: int = 2
     plugin_modules: list[str] = field(default_factory=list)
     trial: str = ""  # e.g. "learning_rate=0.003" for a sweep trial
@@ -236,7 +237,7 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     latency = None
     if causal:
         settings = GenerationSettings(
-            max_new_tokens=task.max_new_tokens, eos_ids=eos_ids_for(tokenizer, loaded.model, fmt.answer_end),
+            max_new_tokens=spec.max_new_tokens or task.max_new_tokens, eos_ids=eos_ids_for(tokenizer, loaded.model, fmt.answer_end),
             pad_id=tokenizer.pad_token_id, batch_size=spec.eval_batch_size, padded_batches=method.padded_generation,
             device=device, autocast_dtype=autocast)
         report = generation_guard(adapted, pick_guard_prompts([e.prompt_ids for e in test_encoded], spec.guard_prompts),

@@ -197,10 +197,11 @@ def _positive(name: str, value: int | None, minimum: int = 1) -> int | None:
 @click.option("--executor", type=click.Choice(["local", "in-process"]), help="local: each cell in its own process.")
 @click.option("--threads", type=int, help="Torch threads on CPU (default: one per available core).")
 @click.option("--max-length", type=int, help="Longest tokenized example; longer ones are truncated (default: 512).")
+@click.option("--max-new-tokens", type=int, help="Cap on generated answer length (default: the task's own).")
 @click.option("--force", is_flag=True, help="Run every cell again, even if a result is cached.")
 @click.option("--trust-remote-code", is_flag=True, default=None, help="Allow models that need code from their repository.")
 def run(methods, task_names, task_files, model, seeds, steps, batch_size, eval_examples, out, config_file, set_items,
-        quick, device, precision, sweep, keep, prompt_format, executor, threads, max_length, force,
+        quick, device, precision, sweep, keep, prompt_format, executor, threads, max_length, max_new_tokens, force,
         trust_remote_code) -> None:
     """Train and measure each method on each task, then write results and reports."""
     from tuning_bench.liveview import LiveView
@@ -218,6 +219,7 @@ def run(methods, task_names, task_files, model, seeds, steps, batch_size, eval_e
         "out": out, "device": device, "precision": precision, "sweep": sweep, "keep": keep,
         "prompt_format": prompt_format, "executor": executor, "threads": _positive("--threads", threads, 0),
         "max_length": _positive("--max-length", max_length, 8),
+        "max_new_tokens": _positive("--max-new-tokens", max_new_tokens, 1),
         "trust_remote_code": trust_remote_code, "options": parse_set_arguments(set_items) or None,
     }
     if task_files and task_names is None:

@@ -92,6 +92,12 @@ class LocalExecutor(Executor):
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(_PRELOAD)
 
+    def start(self) -> None:
+        """Start the fork server now, so its imports overlap with the run's own preparation."""
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
     def run(self, jobs, on_event):
         for job in jobs:
             yield job, self._run_one(job, on_event)

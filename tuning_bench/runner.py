@@ -134,7 +134,7 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
                         eval_batch_size=settings.eval_batch_size, device=device, precision=precision,
                         threads=settings.threads, max_length=settings.max_length, prompt_format=settings.prompt_format,
                         keep=settings.keep, trust_remote_code=settings.trust_remote_code, samples=settings.samples,
-                        latency=settings.latency,
+                        latency=settings.latency, max_new_tokens=settings.max_new_tokens,
                         plugin_modules=extra_modules(), trial=trial,
                     )
                     key = _cell_key(spec, task_fingerprints[task_name], model_fingerprint)
@@ -304,6 +304,8 @@ def execute(plan: Plan, executor: Executor | None = None, view: RunView | None =
             else:
                 todo.append(job)
         view.prepare(plan, todo, [j for j in plan.jobs if j.key in cached])
+        if todo and hasattr(executor, "start"):
+            executor.start()
         if todo and prepare_model:
             plan.source.prepare()  # fetch and verify once, in this process, before any cell loads
         results = executor.run(todo, view.event)
