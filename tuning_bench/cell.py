@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import shutil
 import statistics
 import time
 import traceback
@@ -84,38 +83,6 @@ def _count_parameters(model: Any) -> tuple[int, int]:
     return trainable, total
 
 
-def _directory_bytes(path: Path) -> dict[str, int]:
-    return {str(p.relative_to(path)): p.stat().st_size for p in sorted(path.rglob("*")) if p.is_file()}
-
-
-def _save_state(adapted: Any, method: Any, spec: CellSpec, state_dir: Path, prompt_record: dict[str, Any]) -> dict[str, Any]:
-    """Save what the method trained, measure the files, keep or delete them as asked."""
-    import json
-
-    from peft import PeftModel
-
-    if state_dir.exists():
-        shutil.rmtree(state_dir)
-    state_dir.mkdir(parents=True)
-    if isinstance(adapted, PeftModel):
-        adapted.save_pretrained(state_dir)  # PEFT's own format: PeftModel.from_pretrained loads it
-        kind = "peft-adapter"
-    elif method.trains:
-        adapted.save_pretrained(state_dir)  # safetensors of every weight
-        kind = "full-model"
-    else:
-        kind = "prompt-only"
-    (state_dir / "tbench-prompt.json").write_text(json.dumps(prompt_record, indent=1, ensure_ascii=False))
-    files = _directory_bytes(state_dir)
-    weights = sum(size for name, size in files.items() if name.endswith(".safetensors"))
-    keep = spec.keep == "all" or (spec.keep == "adapters" and kind != "full-model")
-    if not keep:
-        for name in list(files):
-            if name.endswith(".safetensors"):
-                (state_dir / name).unlink()
-    return {"kind": kind, "files": files, "saved_bytes": weights, "kept": keep, "path": "state"}  # relative to the cell's folder
-
-
 def run_cell(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit | None = None) -> dict[str, Any]:
     """Run one cell and return its result record. Never raises for a failure of the cell itself."""
     emit = emit or (lambda event: None)
@@ -145,23 +112,13 @@ def run_cell(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emi
 def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -> dict[str, Any]:
     import torch
 
-    from tuning_bench import measure
-    from tuning_bench.data import cache_key, encode_task, load_or_encode
-    from tuning_bench.evaluation import (decode, evaluate_classification_encoder, evaluate_classification_lm,
-                                         evaluate_generation)
-    from tuning_bench.generation import (GenerationSettings, eos_ids_for, generate_batch, generation_guard,
-                                         pick_guard_prompts)
     from tuning_bench.lookup import resolve_model, resolve_task
     from tuning_bench.options import resolve_options
     from tuning_bench.plugins import load_catalog
-    from tuning_bench.prompting import resolve_format
-    from tuning_bench.trainer import NonFiniteLoss, TrainConfig, make_feeder, mean_loss, train
 
     device = torch.device(spec.device)
     if device.type == "cpu":
         torch.set_num_threads(spec.threads or len(os.sched_getaffinity(0)))
-    autocast = torch.bfloat16 if spec.precision == "bf16" else None
-
     catalog = load_catalog(spec.plugin_modules)
     task = resolve_task(catalog, spec.task)
     method = catalog.methods.get(spec.method)
@@ -176,17 +133,59 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     load_start = time.perf_counter()
     loaded = source.load(task_kind=task.kind, labels=task.labels, trust_remote_code=spec.trust_remote_code)
     load_seconds = time.perf_counter() - load_start
+    data = _prepare_data(spec, task, method, config, loaded, token_cache, emit)
+
+    _set_determinism(spec.seed)
+    adapted = method.adapt(loaded, task, config)
+    adapted.to(device)
+    from tuning_bench.measure import MemoryProbe
+    from tuning_bench.trainer import make_feeder
+
+    probe = MemoryProbe(device)
+    probe.baseline()
+    feeder = make_feeder(adapted, loaded.kind, loaded.tokenizer.pad_token_id, device,
+                         torch.bfloat16 if spec.precision == "bf16" else None)
+    log = _train_phase(spec, method, config, adapted, data, feeder, probe, emit) if method.trains and spec.steps else None
+    evaluation = _evaluate_phase(spec, task, method, loaded, adapted, data, feeder, log, probe, emit)
+
+    from tuning_bench.state import save_state
+
+    state = save_state(adapted, method.trains, spec.keep, cell_dir / "state", data.prompt_record)
+    return _record(spec, task, loaded, adapted, config, data, log, evaluation, state, probe.finish(), load_seconds)
+
+
+@dataclass
+class _Data:
+    """The task as this cell feeds it to the model: tokenized splits, prompt context, warnings."""
+
+    shots: list[tuple[str, str]]
+    fmt: Any
+    encoded: Any
+    train: list[Any]
+    validation: list[Any]
+    test: list[Any]
+    test_examples: list[dict[str, Any]]
+    tokenize_seconds: float
+    warnings: list[str]
+    prompt_record: dict[str, Any]
+
+
+def _prepare_data(spec: CellSpec, task: Any, method: Any, config: dict[str, Any], loaded: Any,
+                  token_cache: Path | None, emit: Emit) -> _Data:
+    """Format and tokenize the task (through the shared token cache) exactly as every method sees it."""
+    from tuning_bench.data import cache_key, encode_task, load_or_encode
+    from tuning_bench.prompting import resolve_format
+
     tokenizer = loaded.tokenizer
     causal = loaded.kind is ModelKind.CAUSAL_LM
-
     # The same input formatting for every method; only few-shot adds worked examples.
-    shots_examples = method.context_examples(task, config, spec.seed)
-    shots = [(task.render_input(ex), task.render_target(ex)) for ex in shots_examples]
+    shots = [(task.render_input(ex), task.render_target(ex)) for ex in method.context_examples(task, config, spec.seed)]
     fmt = resolve_format(tokenizer, spec.prompt_format) if causal else None
-    tokenize_start = time.perf_counter()
+    start = time.perf_counter()
     key = cache_key(loaded.fingerprint, task.fingerprint(), fmt and fmt.style, shots, spec.max_length, loaded.kind.value)
-    encoded = load_or_encode(token_cache, key, lambda: encode_task(task, tokenizer, loaded.kind, fmt, shots, spec.max_length))
-    tokenize_seconds = time.perf_counter() - tokenize_start
+    encoded = load_or_encode(token_cache, key,
+                             lambda: encode_task(task, tokenizer, loaded.kind, fmt, shots, spec.max_length))
+    tokenize_seconds = time.perf_counter() - start
     warnings: list[str] = []
     if encoded.truncated:
         warnings.append(f"{encoded.truncated} examples were longer than max_length={spec.max_length} tokens and were "
@@ -195,98 +194,124 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     test_examples = task.splits()["test"]
     if spec.eval_examples:
         test_examples = test_examples[: spec.eval_examples]
-    test_encoded = encoded.splits["test"][: len(test_examples)]
-    val_encoded = encoded.splits["validation"][: spec.val_examples]
-    train_encoded = encoded.splits["train"]
-    if not train_encoded and method.trains:
+    test = encoded.splits["test"][: len(test_examples)]
+    if not encoded.splits["train"] and method.trains:
         raise CellFailed(f"task {task.name} has no training examples")
-    if not test_encoded:
+    if not test:
         raise CellFailed(f"task {task.name} has no test examples")
-
-    _set_determinism(spec.seed)
-    adapted = method.adapt(loaded, task, config)
-    adapted.to(device)
-    trainable, total = _count_parameters(adapted)
-    probe = measure.MemoryProbe(device)
-    probe.baseline()
-    feeder = make_feeder(adapted, loaded.kind, tokenizer.pad_token_id, device, autocast)
-
-    log = None
-    if method.trains and spec.steps > 0:
-        emit({"event": "phase", "phase": "training", "total": spec.steps})
-        probe.start("train")
-        train_config = TrainConfig(steps=spec.steps, batch_size=spec.batch_size, learning_rate=config["learning_rate"],
-                                   seed=spec.seed, val_every=spec.val_every)
-        try:
-            log = train(adapted, train_encoded, val_encoded, feeder, train_config,
-                        on_step=lambda step, loss: emit({"event": "step", "step": step, "total": spec.steps, "loss": loss}))
-        except NonFiniteLoss as exc:
-            raise CellFailed(str(exc)) from None
-        probe.stop("train")
-
-    emit({"event": "phase", "phase": "evaluating"})
-    probe.start("eval")
-    eval_start = time.perf_counter()
-    adapted.eval()
-    if log is not None and log.val_loss and log.val_loss[-1][0] == spec.steps:
-        final_val = log.val_loss[-1][1]  # measured right after the last step; the model has not changed since
-    else:
-        final_val = mean_loss(adapted, val_encoded, feeder, spec.batch_size) if val_encoded else None
-    quality: dict[str, Any]
-    guard = None
-    latency = None
-    if causal:
-        settings = GenerationSettings(
-            max_new_tokens=spec.max_new_tokens or task.max_new_tokens, eos_ids=eos_ids_for(tokenizer, loaded.model, fmt.answer_end),
-            pad_id=tokenizer.pad_token_id, batch_size=spec.eval_batch_size, padded_batches=method.padded_generation,
-            device=device, autocast_dtype=autocast)
-        report = generation_guard(adapted, pick_guard_prompts([e.prompt_ids for e in test_encoded], spec.guard_prompts),
-                                  settings)
-        guard = report.as_record()
-        if not report.passed:
-            raise CellFailed(f"generation guard failed: {report.detail}")
-        if task.kind is TaskKind.GENERATION:
-            quality = evaluate_generation(adapted, tokenizer, task, test_examples, test_encoded, settings)
-        else:
-            quality = evaluate_classification_lm(adapted, task, test_examples, test_encoded, encoded.label_ids,
-                                                 feeder, spec.eval_batch_size)
-        if spec.latency:
-            single_start = time.perf_counter()
-            first_answer = generate_batch(adapted, [test_encoded[0].prompt_ids], settings)[0]
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            latency = {"seconds": time.perf_counter() - single_start, "new_tokens": len(first_answer),
-                       "text": decode(tokenizer, first_answer)}
-    else:
-        quality = evaluate_classification_encoder(adapted, task, test_examples, test_encoded, feeder, spec.eval_batch_size)
-        if spec.latency:
-            single_start = time.perf_counter()
-            evaluate_classification_encoder(adapted, task, test_examples[:1], test_encoded[:1], feeder, 1)
-            latency = {"seconds": time.perf_counter() - single_start, "new_tokens": 0, "text": None}
-    eval_seconds = time.perf_counter() - eval_start
-    probe.stop("eval")
-
     prompt_record = {
         "format": fmt.style if fmt else "encoder-input",
         "instruction": task.instruction if causal else "",
         "shots": [{"input": i, "target": t} for i, t in shots],
         "example_input": task.render_input(test_examples[0]),
-        "example_prompt": tokenizer.decode(test_encoded[0].prompt_ids, skip_special_tokens=False),
+        "example_prompt": tokenizer.decode(test[0].prompt_ids, skip_special_tokens=False),
     }
-    state = _save_state(adapted, method, spec, cell_dir / "state", prompt_record)
-    memory = probe.finish()
+    return _Data(shots, fmt, encoded, encoded.splits["train"], encoded.splits["validation"][: spec.val_examples], test,
+                 test_examples, tokenize_seconds, warnings, prompt_record)
 
+
+def _train_phase(spec: CellSpec, method: Any, config: dict[str, Any], adapted: Any, data: _Data, feeder: Any,
+                 probe: Any, emit: Emit) -> Any:
+    """The shared training loop, with the training phase's peak memory."""
+    from tuning_bench.trainer import NonFiniteLoss, TrainConfig, train
+
+    emit({"event": "phase", "phase": "training", "total": spec.steps})
+    probe.start("train")
+    train_config = TrainConfig(steps=spec.steps, batch_size=spec.batch_size, learning_rate=config["learning_rate"],
+                               seed=spec.seed, val_every=spec.val_every)
+    try:
+        log = train(adapted, data.train, data.validation, feeder, train_config,
+                    on_step=lambda step, loss: emit({"event": "step", "step": step, "total": spec.steps, "loss": loss}))
+    except NonFiniteLoss as exc:
+        raise CellFailed(str(exc)) from None
+    probe.stop("train")
+    return log
+
+
+@dataclass
+class _Evaluation:
+    final_val: float | None
+    quality: dict[str, Any]
+    guard: dict[str, Any] | None
+    latency: dict[str, Any] | None
+    seconds: float
+
+
+def _evaluate_phase(spec: CellSpec, task: Any, method: Any, loaded: Any, adapted: Any, data: _Data, feeder: Any,
+                    log: Any, probe: Any, emit: Emit) -> _Evaluation:
+    """Final validation loss, the generation guard, test quality and one example's latency."""
+    import torch
+
+    from tuning_bench.evaluation import (decode, evaluate_classification_encoder, evaluate_classification_lm,
+                                         evaluate_generation)
+    from tuning_bench.generation import (GenerationSettings, eos_ids_for, generate_batch, generation_guard,
+                                         pick_guard_prompts)
+    from tuning_bench.trainer import mean_loss
+
+    emit({"event": "phase", "phase": "evaluating"})
+    probe.start("eval")
+    start = time.perf_counter()
+    adapted.eval()
+    if log is not None and log.val_loss and log.val_loss[-1][0] == spec.steps:
+        final_val = log.val_loss[-1][1]  # measured right after the last step; the model has not changed since
+    else:
+        final_val = mean_loss(adapted, data.validation, feeder, spec.batch_size) if data.validation else None
+    guard = latency = None
+    tokenizer = loaded.tokenizer
+    if loaded.kind is ModelKind.CAUSAL_LM:
+        settings = GenerationSettings(
+            max_new_tokens=spec.max_new_tokens or task.max_new_tokens,
+            eos_ids=eos_ids_for(tokenizer, loaded.model, data.fmt.answer_end), pad_id=tokenizer.pad_token_id,
+            batch_size=spec.eval_batch_size, padded_batches=method.padded_generation, device=feeder.device,
+            autocast_dtype=feeder.autocast_dtype)
+        report = generation_guard(adapted, pick_guard_prompts([e.prompt_ids for e in data.test], spec.guard_prompts),
+                                  settings)
+        guard = report.as_record()
+        if not report.passed:
+            raise CellFailed(f"generation guard failed: {report.detail}")
+        if task.kind is TaskKind.GENERATION:
+            quality = evaluate_generation(adapted, tokenizer, task, data.test_examples, data.test, settings)
+        else:
+            quality = evaluate_classification_lm(adapted, task, data.test_examples, data.test, data.encoded.label_ids,
+                                                 feeder, spec.eval_batch_size)
+        if spec.latency:
+            latency_start = time.perf_counter()
+            answer = generate_batch(adapted, [data.test[0].prompt_ids], settings)[0]
+            if feeder.device.type == "cuda":
+                torch.cuda.synchronize()
+            latency = {"seconds": time.perf_counter() - latency_start, "new_tokens": len(answer),
+                       "text": decode(tokenizer, answer)}
+    else:
+        quality = evaluate_classification_encoder(adapted, task, data.test_examples, data.test, feeder,
+                                                  spec.eval_batch_size)
+        if spec.latency:
+            latency_start = time.perf_counter()
+            evaluate_classification_encoder(adapted, task, data.test_examples[:1], data.test[:1], feeder, 1)
+            latency = {"seconds": time.perf_counter() - latency_start, "new_tokens": 0, "text": None}
+    seconds = time.perf_counter() - start
+    probe.stop("eval")
+    return _Evaluation(final_val, quality, guard, latency, seconds)
+
+
+def _record(spec: CellSpec, task: Any, loaded: Any, adapted: Any, config: dict[str, Any], data: _Data, log: Any,
+            evaluation: _Evaluation, state: dict[str, Any], memory: dict[str, Any], load_seconds: float) -> dict[str, Any]:
+    """The cell's result record: every measurement, curve, sample and the context needed to trust them."""
+    from tuning_bench.measure import environment
+
+    trainable, total = _count_parameters(adapted)
+    causal = loaded.kind is ModelKind.CAUSAL_LM
+    quality, latency, final_val = evaluation.quality, evaluation.latency, evaluation.final_val
     measurements: dict[str, Any] = {
         "trainable_params": trainable,
         "total_params": total,
         "trainable_percent": 100.0 * trainable / total if total else 0.0,
         "load_seconds": load_seconds,
-        "tokenize_seconds": tokenize_seconds,
-        "token_cache_hit": encoded.from_cache,
-        "truncated_examples": encoded.truncated,
+        "tokenize_seconds": data.tokenize_seconds,
+        "token_cache_hit": data.encoded.from_cache,
+        "truncated_examples": data.encoded.truncated,
         "memory": memory,
-        "eval_seconds": eval_seconds,
-        "eval_examples": len(test_examples),
+        "eval_seconds": evaluation.seconds,
+        "eval_examples": len(data.test_examples),
         "final_val_loss": final_val,
         "val_perplexity": math.exp(min(final_val, 50.0)) if causal and final_val is not None else None,
         "saved_bytes": state["saved_bytes"],
@@ -295,7 +320,7 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     }
     if "generation_seconds" in quality:
         measurements["generation_seconds"] = quality["generation_seconds"]
-        measurements["generation_seconds_per_example"] = quality["generation_seconds"] / len(test_examples)
+        measurements["generation_seconds_per_example"] = quality["generation_seconds"] / len(data.test_examples)
         measurements["generated_tokens"] = quality["generated_tokens"]
     else:
         measurements["classify_seconds"] = quality["classify_seconds"]
@@ -318,14 +343,12 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     else:
         measurements.update({"train_seconds": 0.0, "steps": 0, "final_train_loss": None, "tokens_per_second": None,
                              "median_step_seconds": None})
-    samples = [
-        {"input": task.render_input(ex), "reference": ref, "prediction": pred}
-        for ex, ref, pred in list(zip(test_examples, quality["references"], quality["predictions"]))[: spec.samples]
-    ]
+    samples = [{"input": task.render_input(ex), "reference": ref, "prediction": pred}
+               for ex, ref, pred in list(zip(data.test_examples, quality["references"], quality["predictions"]))[: spec.samples]]
     return {
         "status": "ok",
         "error": None,
-        "warnings": warnings,
+        "warnings": data.warnings,
         "method_config": config,
         "quality": quality["scores"],
         "headline": {"metric": task.headline, "value": quality["scores"].get(task.headline),
@@ -334,11 +357,11 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
         "curves": curves,
         "samples": samples,
         "predictions": quality["predictions"],
-        "prompt": prompt_record,
-        "guard": guard,
+        "prompt": data.prompt_record,
+        "guard": evaluation.guard,
         "state": state,
         "classification_by": quality.get("method"),
-        "environment": measure.environment(device),
+        "environment": environment(next(adapted.parameters()).device),
         "task_info": task.summary() | {"fingerprint": task.fingerprint()},
         "model_info": {"name": loaded.name, "kind": loaded.kind.value, "fingerprint": loaded.fingerprint},
     }

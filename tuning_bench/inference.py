@@ -11,6 +11,7 @@ from tuning_bench.errors import UsageError
 from tuning_bench.kinds import ModelKind, TaskKind
 from tuning_bench.plugins import Catalog
 from tuning_bench.results import load_results, selected_cells
+from tuning_bench.state import load_prompt, load_state
 from tuning_bench.task import template_fields
 
 
@@ -104,7 +105,7 @@ def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None 
     if state.get("kind") != "prompt-only" and not state.get("kept"):
         raise UsageError(f"the trained state of {cell['task']}/{method} was not kept (--keep {cell['config']['keep']}); "
                          "re-run with --keep all to keep full models")
-    prompt = json.loads((state_dir / "tbench-prompt.json").read_text(encoding="utf-8"))
+    prompt = load_prompt(state_dir)
     task_obj = resolve_task(catalog, cell["task"])
     source = resolve_model(catalog, cell["config"]["model"], cell["config"]["trust_remote_code"])
     source.prepare()
@@ -112,14 +113,7 @@ def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None 
 
     torch.manual_seed(cell["seed"])
     loaded = source.load(task_kind=task_obj.kind, labels=task_obj.labels, trust_remote_code=cell["config"]["trust_remote_code"])
-    model = loaded.model
-    if state["kind"] == "peft-adapter":
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, state_dir)
-    elif state["kind"] == "full-model":
-        model = type(model).from_pretrained(state_dir)
-    model.eval()
+    model = load_state(loaded.model, state["kind"], state_dir).eval()
     shots = [(s["input"], s["target"]) for s in prompt.get("shots", [])]
     padded = catalog.methods.get(method).padded_generation if method in catalog.methods else True
     return Trained(model, loaded.tokenizer, loaded.kind, task_obj, cell, shots, padded)

@@ -12,7 +12,7 @@ import peft  # noqa: F401
 import torch  # noqa: F401
 import transformers  # noqa: F401
 
-from tuning_bench import cell, generation, trainer  # noqa: F401
+from tuning_bench import cell, data, evaluation, generation, lookup, measure, prompting, state, trainer  # noqa: F401
 from tuning_bench.metrics import preload_shipped
 
 # Library notices that say nothing about the result (API renames, PEFT ignoring position ids, which
