@@ -94,6 +94,15 @@ def mean_loss(model: Any, examples: Sequence[Encoded], feeder: Feeder, batch_siz
     return total / max(count, 1)
 
 
+def make_optimizer(params: list[Any], config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, fused where torch supports it: the same update in one kernel per step, which saves
+    ~15 % of a full fine-tuning step on a 2-core CPU (bench/RESULTS.md); identical losses."""
+    try:
+        return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
 def _schedule(config: TrainConfig) -> Callable[[int], float]:
     warmup = max(1, round(config.warmup_ratio * config.steps))
 
@@ -122,7 +131,7 @@ def train(
     if not params:
         raise ValueError("the method left no trainable parameters")
     torch.manual_seed(config.seed)
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(params, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     batches = length_bucketed_batches([e.length for e in train_examples], config.batch_size, config.seed)
     log = TrainLog()

@@ -1,0 +1,80 @@
+"""Where a training step's time goes: torch.profiler over steps of full fine-tuning and LoRA on smollm2-135m.
+
+Prints the share of self CPU time in matrix multiplication, in the rest of the forward/backward, and in
+the optimiser, plus the top operators. Usage: python bench/profile_step.py [--methods finetune,lora]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import environment_line, load, threads  # noqa: E402
+
+MATMUL = {"aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::_scaled_dot_product_flash_attention_for_cpu",
+          "aten::_scaled_dot_product_flash_attention_for_cpu_backward"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="finetune,lora")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "profile.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(threads())
+    from tuning_bench.data import length_bucketed_batches
+    from tuning_bench.options import resolve_options
+    from tuning_bench.trainer import make_feeder
+
+    catalog, task, source, loaded, encoded = load()
+    examples = encoded.splits["train"]
+    results = {"environment": environment_line(), "methods": {}}
+    print(results["environment"])
+    for name in args.methods.split(","):
+        method = catalog.methods.get(name)
+        config = resolve_options(name, method.options, {})
+        fresh = source.load(task_kind=task.kind)
+        model = method.adapt(fresh, task, config)
+        feeder = make_feeder(model, fresh.kind, loaded.tokenizer.pad_token_id, torch.device("cpu"), None)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=config["learning_rate"])
+        sampler = length_bucketed_batches([e.length for e in examples], 4, seed=0)
+
+        def step():
+            batch = feeder.batch([examples[i] for i in next(sampler)])
+            loss, count = feeder.loss(model, batch)
+            (loss / count).backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        step()  # warm-up: optimiser state, allocator
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(args.steps):
+                step()
+        totals = defaultdict(float)
+        for event in prof.key_averages():
+            totals[event.key] += event.self_cpu_time_total
+        everything = sum(totals.values())
+        matmul = sum(v for k, v in totals.items() if k in MATMUL or "scaled_dot_product" in k)
+        optim = sum(v for k, v in totals.items() if "_foreach" in k or "adamw" in k.lower() or k.startswith("Optimizer"))
+        top = sorted(totals.items(), key=lambda kv: -kv[1])[:12]
+        row = {"matmul_share": matmul / everything, "optimizer_share": optim / everything,
+               "top": [(k, v / everything) for k, v in top]}
+        results["methods"][name] = row
+        print(f"{name}: matmul and attention {100 * row['matmul_share']:.1f}% of self CPU time, optimiser "
+              f"{100 * row['optimizer_share']:.1f}%")
+        for key, share in row["top"]:
+            print(f"   {100 * share:5.1f}%  {key}")
+    Path(args.out).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
