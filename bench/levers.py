@@ -3,6 +3,8 @@
   padding:  fraction of padding tokens in training batches, length-bucketed (the engine) vs random
   threads:  median LoRA training step on smollm2-135m with torch threads 1, 2 and 4 (2 cores here)
   tokens:   tokenizing a task vs reading the engine's token cache
+  allocator: median training step of LoRA and full fine-tuning with glibc's default thresholds vs
+             the engine's (tuning_bench/allocator.py), in fresh processes taking turns
 
 Usage: python bench/levers.py [--out bench/levers.json]
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import environment_line, load, median  # noqa: E402
+from common import environment_line, load, median, threads  # noqa: E402
 
 
 def padding_fraction(lengths, batches):
@@ -28,11 +31,57 @@ def padding_fraction(lengths, batches):
     return 1 - sum(lengths[i] for b in batches for i in b) / padded
 
 
+def step_probe(method_name: str, mode: str, steps: int) -> None:
+    """In a fresh process: median engine step of one method, with or without freed-memory reuse."""
+    from tuning_bench.allocator import reuse_freed_memory
+    from tuning_bench.options import resolve_options
+    from tuning_bench.trainer import TrainConfig, make_feeder, train
+
+    torch.set_num_threads(threads())
+    if mode == "reuse":
+        assert reuse_freed_memory()
+    catalog, task, source, loaded, encoded = load()
+    method = catalog.methods.get(method_name)
+    config = resolve_options(method_name, method.options, {})
+    torch.manual_seed(0)
+    model = method.adapt(loaded, task, config)
+    feeder = make_feeder(model, loaded.kind, loaded.tokenizer.pad_token_id, torch.device("cpu"), None)
+    log = train(model, encoded.splits["train"], [], feeder, TrainConfig(steps=steps, batch_size=4,
+                                                                        learning_rate=config["learning_rate"], seed=0))
+    print(json.dumps({"median_step_s": median(log.step_seconds[2:])}))
+
+
+def allocator_lever(pairs: int, steps: int) -> dict:
+    results = {}
+    for method_name in ("lora", "finetune"):
+        samples = {"default": [], "reuse": []}
+        for pair in range(pairs):
+            for mode in (("default", "reuse") if pair % 2 == 0 else ("reuse", "default")):
+                out = subprocess.run([sys.executable, __file__, "--step-probe", f"{method_name},{mode}", "--steps", str(steps)],
+                                     capture_output=True, text=True, check=True).stdout
+                samples[mode].append(json.loads(out.splitlines()[-1])["median_step_s"])
+        row = {mode: median(values) for mode, values in samples.items()}
+        row["speedup"] = row["default"] / row["reuse"]
+        row["samples"] = samples
+        results[method_name] = row
+        print(f"allocator {method_name:8} default {row['default']:.2f} s  reuse {row['reuse']:.2f} s  "
+              f"x{row['speedup']:.2f}", flush=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).parent / "levers.json"))
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--allocator-pairs", type=int, default=3)
+    parser.add_argument("--step-probe", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.step_probe:
+        step_probe(*args.step_probe.split(","), args.steps)
+        return
+    from tuning_bench.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # as in every cell
     from tuning_bench.data import cache_key, encode_task, length_bucketed_batches, load_or_encode
     from tuning_bench.prompting import resolve_format
     from tuning_bench.trainer import TrainConfig, make_feeder, train
@@ -78,6 +127,8 @@ def main() -> None:
                                                                             learning_rate=3e-3, seed=0))
         results["threads"][count] = median(log.step_seconds[1:])
         print(f"threads {count}: median LoRA step {results['threads'][count]:.2f} s", flush=True)
+    torch.set_num_threads(threads())
+    results["allocator"] = allocator_lever(args.allocator_pairs, args.steps)
     Path(args.out).write_text(json.dumps(results, indent=1))
 
 

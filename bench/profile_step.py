@@ -31,7 +31,10 @@ def main() -> None:
     torch.set_num_threads(threads())
     from tuning_bench.data import length_bucketed_batches
     from tuning_bench.options import resolve_options
-    from tuning_bench.trainer import make_feeder
+    from tuning_bench.allocator import reuse_freed_memory
+    from tuning_bench.trainer import TrainConfig, Trainer, make_feeder
+
+    reuse_freed_memory()  # as in every cell
 
     catalog, task, source, loaded, encoded = load()
     examples = encoded.splits["train"]
@@ -43,17 +46,12 @@ def main() -> None:
         fresh = source.load(task_kind=task.kind)
         model = method.adapt(fresh, task, config)
         feeder = make_feeder(model, fresh.kind, loaded.tokenizer.pad_token_id, torch.device("cpu"), None)
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=config["learning_rate"])
+        trainer = Trainer(model, feeder, TrainConfig(steps=args.steps + 1, batch_size=4,
+                                                     learning_rate=config["learning_rate"], seed=0))
         sampler = length_bucketed_batches([e.length for e in examples], 4, seed=0)
 
-        def step():
-            batch = feeder.batch([examples[i] for i in next(sampler)])
-            loss, count = feeder.loss(model, batch)
-            (loss / count).backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+        def step():  # the engine's own training step
+            trainer.step([examples[i] for i in next(sampler)])
 
         step()  # warm-up: optimiser state, allocator
         with profile(activities=[ProfilerActivity.CPU]) as prof:

@@ -8,7 +8,6 @@ a KV cache, one prompt at a time. A batched row must also equal its prompt run a
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import torch
 
 from tuning_bench.data import sequential_batches
+from tuning_bench.losses import last_positions, supports_logits_to_keep
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def _soft_prompt_generate(model: Any, input_ids: torch.Tensor, attention: torch.
     done = torch.zeros(rows, dtype=torch.bool, device=device)
     eos = torch.tensor(settings.eos_ids, device=device)
     with _autocast(settings):
-        last_only = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
+        last_only = {"logits_to_keep": last_positions(1, device)} if supports_logits_to_keep(base) else {}
         output = base(inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=positions, use_cache=True,
                       **last_only)
         for _ in range(max_new_tokens):
@@ -166,7 +166,6 @@ def generate_all(model: Any, prompts: Sequence[Sequence[int]], settings: Generat
 def reference_greedy(model: Any, prompt: Sequence[int], settings: GenerationSettings, max_new_tokens: int
                      ) -> tuple[list[int], list[torch.Tensor]]:
     """Greedy decoding by full forward passes without a KV cache (batch size 1), with each step's logits."""
-    from tuning_bench.losses import supports_logits_to_keep
 
     ids = list(prompt)
     produced: list[int] = []

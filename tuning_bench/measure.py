@@ -1,7 +1,7 @@
 """Peak memory per phase and the environment a cell ran in.
 
 CPU: the kernel's high-water mark of resident memory (VmHWM), reset between phases by writing 5 to
-/proc/self/clear_refs, so each phase's peak is its own; the resident size right after loading is the
+/proc/self/clear_refs after the allocator's freed blocks are handed back, so each phase's peak is its own; the resident size right after loading is the
 baseline. CUDA: torch's max allocated and max reserved, with the peak reset between phases.
 """
 
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from tuning_bench.allocator import release_free_memory
 
 
 def _proc_status() -> dict[str, int]:
@@ -52,6 +54,7 @@ class MemoryProbe:
 
     def baseline(self) -> None:
         """Call after the model is loaded and adapted: what the cell holds before any phase runs."""
+        release_free_memory()  # loading's freed buffers are not the cell's to carry
         status = _proc_status()
         self._note_process_peak()
         self.record["cpu_baseline_rss_bytes"] = status.get("VmRSS")
@@ -62,6 +65,7 @@ class MemoryProbe:
 
     def start(self, phase: str) -> None:
         self._note_process_peak()
+        release_free_memory()  # so the phase's peak starts from what is live, not what an earlier phase freed
         self.record[f"{phase}_hwm_reset"] = _reset_hwm()
         if self.device.type == "cuda":
             torch.cuda.synchronize()

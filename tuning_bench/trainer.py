@@ -114,6 +114,59 @@ def _schedule(config: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
+class Trainer:
+    """One optimisation step at a time: AdamW, warm-up and linear decay, gradient clipping.
+
+    ``train`` drives it over the step budget; benchmarks drive it step by step to compare it with a
+    hand-written loop on the very same batches.
+    """
+
+    def __init__(self, model: Any, feeder: Feeder, config: TrainConfig) -> None:
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        if not self.params:
+            raise ValueError("the method left no trainable parameters")
+        self.model, self.feeder, self.config = model, feeder, config
+        self.optimizer = make_optimizer(self.params, config)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(config))
+        self.log = TrainLog()
+        self.steps_done = 0
+
+    def step(self, items: Sequence[Encoded]) -> float:
+        """Train on one batch; returns its mean target loss. Raises NonFiniteLoss."""
+        step_start = time.perf_counter()
+        self.model.train()
+        batch = self.feeder.batch(items)
+        loss_sum, count = self.feeder.loss(self.model, batch)
+        loss = loss_sum / max(count, 1)
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(f"loss became {float(loss)} at step {self.steps_done + 1}")
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
+        self.log.learning_rates.append(self.scheduler.get_last_lr()[0])
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        value = float(loss.detach())  # synchronises with the device, so the step time below is complete
+        if self.feeder.device.type == "cuda":
+            torch.cuda.synchronize()
+        self.log.step_seconds.append(time.perf_counter() - step_start)
+        self.log.train_loss.append(value)
+        self.log.tokens += batch["tokens"]
+        self.log.target_tokens += count
+        self.steps_done += 1
+        return value
+
+    def validate(self, examples: Sequence[Encoded]) -> float:
+        """Validation loss now, recorded against the steps done so far."""
+        val_start = time.perf_counter()
+        val = mean_loss(self.model, examples, self.feeder, self.config.batch_size)
+        self.log.val_seconds += time.perf_counter() - val_start
+        if not math.isfinite(val):
+            raise NonFiniteLoss(f"validation loss became {val} at step {self.steps_done}")
+        self.log.val_loss.append((self.steps_done, val))
+        return val
+
+
 def train(
     model: Any,
     train_examples: Sequence[Encoded],
@@ -122,52 +175,22 @@ def train(
     config: TrainConfig,
     on_step: Callable[[int, float], None] | None = None,
 ) -> TrainLog:
-    """Train the parameters that require grad with AdamW, warm-up and linear decay, clipping gradients.
+    """Train the parameters that require grad for ``config.steps`` steps, validating every
+    ``config.val_every`` steps and at the end.
 
     Batches are drawn by length buckets from a seeded sampler and padded to the longest in each
     batch. Raises NonFiniteLoss when the loss stops being finite.
     """
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("the method left no trainable parameters")
     torch.manual_seed(config.seed)
-    optimizer = make_optimizer(params, config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
+    trainer = Trainer(model, feeder, config)
     batches = length_bucketed_batches([e.length for e in train_examples], config.batch_size, config.seed)
-    log = TrainLog()
-    cuda = feeder.device.type == "cuda"
-    model.train()
     started = time.perf_counter()
-    for step in range(config.steps):
-        step_start = time.perf_counter()
-        batch = feeder.batch([train_examples[i] for i in next(batches)])
-        loss_sum, count = feeder.loss(model, batch)
-        loss = loss_sum / max(count, 1)
-        if not torch.isfinite(loss):
-            raise NonFiniteLoss(f"loss became {float(loss)} at step {step + 1}")
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-        log.learning_rates.append(scheduler.get_last_lr()[0])
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        value = float(loss.detach())  # synchronises with the device, so the step time below is complete
-        if cuda:
-            torch.cuda.synchronize()
-        log.step_seconds.append(time.perf_counter() - step_start)
-        log.train_loss.append(value)
-        log.tokens += batch["tokens"]
-        log.target_tokens += count
+    for step in range(1, config.steps + 1):
+        value = trainer.step([train_examples[i] for i in next(batches)])
         if on_step:
-            on_step(step + 1, value)
-        last = step + 1 == config.steps
-        if val_examples and (last or (config.val_every and (step + 1) % config.val_every == 0)):
-            val_start = time.perf_counter()
-            val = mean_loss(model, val_examples, feeder, config.batch_size)
-            log.val_seconds += time.perf_counter() - val_start
-            if not math.isfinite(val):
-                raise NonFiniteLoss(f"validation loss became {val} at step {step + 1}")
-            log.val_loss.append((step + 1, val))
-    log.wall_seconds = time.perf_counter() - started
+            on_step(step, value)
+        if val_examples and (step == config.steps or (config.val_every and step % config.val_every == 0)):
+            trainer.validate(val_examples)
+    trainer.log.wall_seconds = time.perf_counter() - started
     model.eval()
-    return log
+    return trainer.log
