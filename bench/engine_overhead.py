@@ -11,8 +11,8 @@ Interleaving step by step puts the drift of a shared machine on every variant al
 engine / bare+keep (median of per-step ratios) is the engine's own overhead; engine / bare shows what
 computing logits only at target positions saves. The three copies' losses are compared too: they
 must agree, or the loops are not doing the same work. Achieved FLOP/s is compared with the machine's
-fp32 matmul rate on 2048 x 2048 products, measured beside every step (per-step ratio, then the
-median), and with the rate of products shaped like the model's own, measured once at the start.
+fp32 matmul rate (best of 5 on 2048 and 3072 square products), measured beside every step (per-step
+ratio, then the median), and with the rate of products shaped like the model's own, measured once at the start.
 
 Usage: python bench/engine_overhead.py [--steps 14] [--methods prompt,lora,...] [--out bench/overhead.json]
 """
@@ -195,7 +195,9 @@ def main() -> None:
             if step >= args.warmup:
                 # the machine's matmul rate right beside this step: a shared machine's speed drifts by
                 # 10-20 % over minutes, and efficiency must not depend on when the ceiling was taken
-                ceilings.append(matmul_gflops(sizes=(2048,), repeats=2))
+                # (the same measurement as the start-up one: best of 5 on 2048 and 3072 products; a
+                # cheaper best-of-2 on 2048 alone reads ~10 % lower here, which would flatter efficiency)
+                ceilings.append(matmul_gflops())
         engine_seconds = samples["engine"]
         loss_gap = max(abs(a - b) for v in VARIANTS[1:] for a, b in zip(losses["engine"], losses[v]))
         del runners

@@ -1,12 +1,13 @@
-"""Smaller measurements behind the engine's choices: padding, threads, the token cache.
+"""Smaller measurements behind the engine's choices: padding, the token cache, the LM head, threads, the allocator.
 
   padding:  fraction of padding tokens in training batches, length-bucketed (the engine) vs random
   threads:  median LoRA training step on smollm2-135m with torch threads 1, 2 and 4 (2 cores here)
   tokens:   tokenizing a task vs reading the engine's token cache
+  lm_head:  the frozen LM head over kept positions given as a count vs as indices (tuning_bench/losses.py)
   allocator: median training step of LoRA and full fine-tuning with glibc's default thresholds vs
              the engine's (tuning_bench/allocator.py), in fresh processes taking turns
 
-Usage: python bench/levers.py [--out bench/levers.json]
+Usage: python bench/levers.py [--only padding,tokens,lm_head,threads,allocator] [--out bench/levers.json]
 """
 
 from __future__ import annotations
@@ -69,27 +70,10 @@ def allocator_lever(pairs: int, steps: int) -> dict:
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(Path(__file__).parent / "levers.json"))
-    parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--allocator-pairs", type=int, default=3)
-    parser.add_argument("--step-probe", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.step_probe:
-        step_probe(*args.step_probe.split(","), args.steps)
-        return
-    from tuning_bench.allocator import reuse_freed_memory
+def padding_lever(catalog, loaded, fmt) -> dict:
+    from tuning_bench.data import encode_task, length_bucketed_batches
 
-    reuse_freed_memory()  # as in every cell
-    from tuning_bench.data import cache_key, encode_task, length_bucketed_batches, load_or_encode
-    from tuning_bench.prompting import resolve_format
-    from tuning_bench.trainer import TrainConfig, make_feeder, train
-
-    results = {"environment": environment_line(), "padding": {}, "threads": {}, "tokens": {}}
-    print(results["environment"], flush=True)
-    catalog, task, source, loaded, encoded = load()
-    fmt = resolve_format(loaded.tokenizer)
+    results = {}
     for name in ("product-descriptions", "review-sentiment", "attribute-extraction"):
         other = catalog.tasks.get(name)
         lengths = [e.length for e in encode_task(other, loaded.tokenizer, loaded.kind, fmt, [], 512).splits["train"]]
@@ -99,9 +83,14 @@ def main() -> None:
         shuffled = list(range(len(lengths)))
         rng.shuffle(shuffled)
         plain = [shuffled[i:i + 4] for i in range(0, 600, 4)]
-        results["padding"][name] = {"bucketed": padding_fraction(lengths, bucketed), "random": padding_fraction(lengths, plain)}
-        print(f"padding {name:22} bucketed {100 * results['padding'][name]['bucketed']:.1f}%  "
-              f"random {100 * results['padding'][name]['random']:.1f}%", flush=True)
+        results[name] = {"bucketed": padding_fraction(lengths, bucketed), "random": padding_fraction(lengths, plain)}
+        print(f"padding {name:22} bucketed {100 * results[name]['bucketed']:.1f}%  "
+              f"random {100 * results[name]['random']:.1f}%", flush=True)
+    return results
+
+
+def tokens_lever(task, loaded, fmt) -> dict:
+    from tuning_bench.data import cache_key, encode_task, load_or_encode
 
     with tempfile.TemporaryDirectory() as scratch:
         key = cache_key(loaded.fingerprint, task.fingerprint(), fmt.style, [], 512, loaded.kind.value)
@@ -113,9 +102,14 @@ def main() -> None:
         hit = load_or_encode(Path(scratch), key, encode)
         second = time.perf_counter() - start
         assert hit.from_cache
-    results["tokens"] = {"tokenize_seconds": first, "cache_read_seconds": second}
     print(f"tokens: tokenize {first:.2f} s, read from cache {second:.3f} s", flush=True)
+    return {"tokenize_seconds": first, "cache_read_seconds": second}
 
+
+def threads_lever(catalog, task, source, loaded, encoded, steps) -> dict:
+    from tuning_bench.trainer import TrainConfig, make_feeder, train
+
+    results = {}
     method = catalog.methods.get("lora")
     for count in (1, 2, 4):
         torch.set_num_threads(count)
@@ -123,13 +117,100 @@ def main() -> None:
         model = method.adapt(fresh, task, {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": None,
                                           "learning_rate": 3e-3})
         feeder = make_feeder(model, fresh.kind, loaded.tokenizer.pad_token_id, torch.device("cpu"), None)
-        log = train(model, encoded.splits["train"], [], feeder, TrainConfig(steps=args.steps, batch_size=4,
+        log = train(model, encoded.splits["train"], [], feeder, TrainConfig(steps=steps, batch_size=4,
                                                                             learning_rate=3e-3, seed=0))
-        results["threads"][count] = median(log.step_seconds[1:])
-        print(f"threads {count}: median LoRA step {results['threads'][count]:.2f} s", flush=True)
+        results[count] = median(log.step_seconds[1:])
+        print(f"threads {count}: median LoRA step {results[count]:.2f} s", flush=True)
     torch.set_num_threads(threads())
-    results["allocator"] = allocator_lever(args.allocator_pairs, args.steps)
-    Path(args.out).write_text(json.dumps(results, indent=1))
+    return results
+
+
+def lm_head_lever(loaded, encoded, repeats: int = 7) -> dict:
+    """The frozen LM head over the kept positions, given as a count (a strided view of the hidden
+    states, which torch runs as a batched product) or as indices (a copied block, one product)."""
+    from tuning_bench.data import length_bucketed_batches, sequential_batches
+
+    weight = loaded.model.get_output_embeddings().weight.detach()  # frozen, as for every method but finetune
+    examples = encoded.splits["train"]
+    sampler = length_bucketed_batches([e.length for e in examples], 4, seed=0)
+    train_batch = [examples[i] for i in next(sampler)]
+    width = max(e.length for e in train_batch)
+    keep = width - min(len(e.prompt_ids) for e in train_batch) + 1
+    test = encoded.splits["test"]
+    prefill_width = max(len(test[i].prompt_ids) for i in next(iter(sequential_batches([len(e.prompt_ids) for e in test], 20))))
+    cases = {"training batch (4 rows, forward and backward)": (4, width, keep, True),
+             "evaluation prefill (20 rows, last position)": (20, prefill_width, 1, False)}
+    results = {}
+    for label, (rows, length, kept, backward) in cases.items():
+        hidden = torch.randn(rows, length, weight.shape[1], requires_grad=backward)
+        index = torch.arange(-kept, 0)
+        select = {"count": lambda h: h[:, -kept:, :], "indices": lambda h: h[:, index, :]}
+
+        def run(form):
+            start = time.perf_counter()
+            with torch.set_grad_enabled(backward):
+                logits = torch.nn.functional.linear(select[form](hidden), weight)
+                if backward:
+                    logits.sum().backward()
+                    hidden.grad = None
+            return time.perf_counter() - start
+
+        times = {"count": [], "indices": []}
+        for repeat in range(repeats + 1):
+            for form in (("count", "indices") if repeat % 2 else ("indices", "count")):
+                seconds = run(form)
+                if repeat:  # the first round warms up
+                    times[form].append(seconds)
+        row = {form: median(values) for form, values in times.items()}
+        row["speedup"] = row["count"] / row["indices"]
+        row["shape"] = {"rows": rows, "length": length, "kept": kept}
+        results[label] = row
+        print(f"lm head, {label}: count {1e3 * row['count']:.0f} ms, indices {1e3 * row['indices']:.0f} ms, "
+              f"x{row['speedup']:.2f}", flush=True)
+    return results
+
+
+SECTIONS = ("padding", "tokens", "lm_head", "threads", "allocator")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(Path(__file__).parent / "levers.json"))
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma list of " + ", ".join(SECTIONS) +
+                        "; other sections already in --out are kept")
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--allocator-pairs", type=int, default=3)
+    parser.add_argument("--step-probe", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step_probe:
+        step_probe(*args.step_probe.split(","), args.steps)
+        return
+    only = args.only.split(",")
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    from tuning_bench.allocator import reuse_freed_memory
+    from tuning_bench.prompting import resolve_format
+
+    reuse_freed_memory()  # as in every cell
+    torch.set_num_threads(threads())
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.exists() else {}
+    results["environment"] = environment_line()
+    print(results["environment"], flush=True)
+    catalog, task, source, loaded, encoded = load()
+    fmt = resolve_format(loaded.tokenizer)
+    if "padding" in only:
+        results["padding"] = padding_lever(catalog, loaded, fmt)
+    if "tokens" in only:
+        results["tokens"] = tokens_lever(task, loaded, fmt)
+    if "lm_head" in only:
+        results["lm_head"] = lm_head_lever(loaded, encoded)
+    if "threads" in only:
+        results["threads"] = threads_lever(catalog, task, source, loaded, encoded, args.steps)
+    if "allocator" in only:
+        results["allocator"] = allocator_lever(args.allocator_pairs, args.steps)
+    out.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ def run_cell(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emi
         "status": "failed", "error": None, "config": spec.to_dict(),
     }
     started = time.perf_counter()
-    reuse_freed_memory()  # faster training steps on CPU; MemoryProbe keeps each phase's peak its own
+    reuse_freed_memory()  # faster full fine-tuning on CPU; MemoryProbe keeps each phase's peak its own
     try:
         record.update(_run(spec, cell_dir, token_cache, emit))
     except CellFailed as exc:

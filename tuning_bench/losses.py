@@ -22,8 +22,8 @@ def last_positions(keep: int, device: torch.device) -> torch.Tensor:
 
     A count makes transformers slice a strided view of the hidden states; a frozen LM head over such
     a view runs as a batched product that reads the 49k x 576 head once per row of the batch. Indices
-    copy the kept positions into one block, so the head is a single matrix product (1.3x faster for
-    a training batch here, 3x for a 20-row prefill; bench/RESULTS.md). Negative, so they also hold
+    copy the kept positions into one block, so the head is a single matrix product (1.6x faster for
+    a training batch here, 3.3x for a 20-row prefill; bench/RESULTS.md). Negative, so they also hold
     when a soft prompt has put virtual tokens in front.
     """
     return torch.arange(-keep, 0, device=device)
