@@ -168,12 +168,18 @@ def _tbench(*args, env_extra=None, **kwargs):
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+def _sigint_as_from_a_terminal() -> None:
+    """A test run started in the background (as CI may start it) ignores SIGINT, and children inherit
+    that; a command typed at a terminal gets the default disposition, under which Ctrl-C interrupts."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_mid_run_keeps_finished_cells_and_next_run_resumes(tmp_path, signum):
     out = tmp_path / "run"
     args = ["run", "--model", "tiny-llama", "--tasks", "tiny-gen", "--methods", "zero-shot,fake-slow", "--steps", "1",
             "--eval-examples", "2", "--out", str(out)]
-    process = _tbench(*args, "--set", "fake-slow.seconds=60")
+    process = _tbench(*args, "--set", "fake-slow.seconds=60", preexec_fn=_sigint_as_from_a_terminal)
     deadline = time.time() + 120
     while time.time() < deadline and not list((out / "cells").glob("*.json")) if out.exists() else time.time() < deadline:
         time.sleep(0.5)
