@@ -14,7 +14,8 @@ import random
 from tuning_bench import TaskKind, hookimpl
 from tuning_bench.task import Splits, Task
 
-from .catalog import ATTRIBUTE_KEYS, SPLIT_SIZES, Product, fix_articles, sample_product
+from .catalog import ATTRIBUTE_KEYS, SPLIT_SIZES, Product, sample_product
+from .wording import fix_articles
 from .product_descriptions import describe
 
 SEED = 20240613

@@ -15,14 +15,8 @@ from dataclasses import dataclass
 from tuning_bench import TaskKind, hookimpl
 from tuning_bench.task import Splits, Task
 
-from .catalog import (
-    SPLIT_SIZES,
-    Product,
-    capitalize,
-    fix_articles,
-    join_words,
-    sample_product,
-)
+from .catalog import SPLIT_SIZES, Product, sample_product
+from .wording import capitalize, fix_articles, join_words
 
 SEED = 20240611
 MIN_FEATURES, MAX_FEATURES_CHARS = 3, 90

@@ -16,7 +16,8 @@ import random
 from tuning_bench import TaskKind, hookimpl
 from tuning_bench.task import Splits, Task, template_fields
 
-from .catalog import SPLIT_SIZES, capitalize, fix_articles, negate, plural, sample_product
+from .catalog import SPLIT_SIZES, sample_product
+from .wording import capitalize, fix_articles, negate, plural
 
 SEED = 20240612
 LABELS = ("negative", "positive")

@@ -23,6 +23,7 @@ def _tasks_module(name: str):
 
 
 catalog = _tasks_module("catalog")
+wording = _tasks_module("wording")
 product_descriptions = _tasks_module("product_descriptions")
 review_sentiment = _tasks_module("review_sentiment")
 attribute_extraction = _tasks_module("attribute_extraction")
@@ -146,15 +147,15 @@ def test_catalog_is_rich():
 
 
 def test_english_helpers():
-    assert catalog.fix_articles("a 800 ml bottle, a LED and an USB port") == "an 800 ml bottle, an LED and a USB port"
-    assert catalog.fix_articles("A 18 hour wait for a hour") == "An 18 hour wait for an hour"
-    assert catalog.fix_articles("a 180 g frame") == "a 180 g frame"
-    assert catalog.negate("holds 750 ml") == "doesn't hold 750 ml"
-    assert catalog.negate("is dishwasher safe") == "isn't dishwasher safe"
-    assert catalog.negate("carries 5 L") == "doesn't carry 5 L"
-    assert catalog.negate("has a lid") == "doesn't have a lid"
-    assert catalog.plural("casserole dish") == "casserole dishes"
-    assert catalog.join_words(["a", "b", "c"]) == "a, b and c"
+    assert wording.fix_articles("a 800 ml bottle, a LED and an USB port") == "an 800 ml bottle, an LED and a USB port"
+    assert wording.fix_articles("A 18 hour wait for a hour") == "An 18 hour wait for an hour"
+    assert wording.fix_articles("a 180 g frame") == "a 180 g frame"
+    assert wording.negate("holds 750 ml") == "doesn't hold 750 ml"
+    assert wording.negate("is dishwasher safe") == "isn't dishwasher safe"
+    assert wording.negate("carries 5 L") == "doesn't carry 5 L"
+    assert wording.negate("has a lid") == "doesn't have a lid"
+    assert wording.plural("casserole dish") == "casserole dishes"
+    assert wording.join_words(["a", "b", "c"]) == "a, b and c"
     assert catalog.amounts(500, 1000, 250, "ml") == ("500 ml", "750 ml", "1000 ml")
 
 

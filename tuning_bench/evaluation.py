@@ -10,7 +10,7 @@ import torch
 
 from tuning_bench.data import IGNORE, Encoded, sequential_batches
 from tuning_bench.generation import GenerationSettings, generate_all
-from tuning_bench.losses import last_positions
+from tuning_bench.losses import target_logits
 from tuning_bench.metrics import compute_metrics
 from tuning_bench.task import Example, Task
 from tuning_bench.trainer import Feeder
@@ -48,12 +48,8 @@ def label_logprobs(model: Any, encoded: Sequence[Encoded], label_ids: Sequence[S
     for indices in sequential_batches([p.length for p in pairs], batch_size):
         batch = feeder.batch([pairs[i] for i in indices])
         with feeder.autocast():
-            keep = batch["keep"] if feeder.use_keep else batch["labels"].shape[1]
-            kwargs = {"logits_to_keep": last_positions(keep, feeder.device)} if feeder.use_keep else {}
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs).logits
-        logits = logits[:, -keep:-1, :].float()
-        targets = batch["labels"][:, batch["labels"].shape[1] - keep + 1:]
-        logprobs = torch.log_softmax(logits, dim=-1)
+            logits, targets = target_logits(model, batch, feeder.use_keep)
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
         mask = targets != IGNORE
         picked = logprobs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
         scores[torch.tensor(indices)] = picked.sum(dim=1).cpu()

@@ -29,8 +29,8 @@ def last_positions(keep: int, device: torch.device) -> torch.Tensor:
     return torch.arange(-keep, 0, device=device)
 
 
-def causal_target_loss(model: Any, batch: dict[str, Any], use_keep: bool) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy over target tokens only (prompt and padding masked), and the token count.
+def target_logits(model: Any, batch: dict[str, Any], use_keep: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits at the positions that predict target tokens, and the labels they predict.
 
     With ``use_keep`` the LM head runs only over the final positions that predict targets; logits at
     position p predict token p + 1, so the kept logits are shifted against the labels.
@@ -40,7 +40,12 @@ def causal_target_loss(model: Any, batch: dict[str, Any], use_keep: bool) -> tup
     kwargs = {"logits_to_keep": last_positions(keep, labels.device)} if use_keep else {}
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs).logits
     logits = logits[:, -keep:-1, :] if keep > 1 else logits[:, :0, :]
-    targets = labels[:, labels.shape[1] - keep + 1:]
+    return logits, labels[:, labels.shape[1] - keep + 1:]
+
+
+def causal_target_loss(model: Any, batch: dict[str, Any], use_keep: bool) -> tuple[torch.Tensor, int]:
+    """Summed cross-entropy over target tokens only (prompt and padding masked), and the token count."""
+    logits, targets = target_logits(model, batch, use_keep)
     loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
                            ignore_index=IGNORE, reduction="sum")
     return loss, int((targets != IGNORE).sum())

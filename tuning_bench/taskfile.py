@@ -1,16 +1,15 @@
 """Custom tasks from YAML files: a task is data, so a user's task needs no Python.
 
 The format is documented in docs/tasks.md. Everything is checked when the file is loaded, before any
-model runs; each problem is one UsageError line naming the file, the key and the fix. Data given as
-files is read and checked at load time; a Hugging Face dataset is fetched only when its splits are
-first needed.
+model runs; each problem is one UsageError line naming the file, the key and the fix. This module
+reads the YAML mapping and decides how a data row becomes an example and how it is checked;
+tuning_bench/taskdata.py reads the rows (files at load time; a Hugging Face dataset only when its
+splits are first needed).
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import random
 import re
 import string
 from collections.abc import Callable, Mapping
@@ -22,29 +21,16 @@ import yaml
 from tuning_bench.errors import UsageError, did_you_mean
 from tuning_bench.kinds import TaskKind
 from tuning_bench.metrics import SHIPPED_METRICS, metric_direction
-from tuning_bench.task import SPLIT_NAMES, Splits, Task, template_fields
+from tuning_bench.task import Task, template_fields
+from tuning_bench.taskdata import Checker, data_loader
 
 REQUIRED_KEYS = ("name", "kind", "instruction", "data", "input_template", "target_template", "metrics")
 OPTIONAL_KEYS = ("description", "fields", "labels", "headline", "higher_is_better", "max_new_tokens", "split")
 ALLOWED_KEYS = REQUIRED_KEYS + OPTIONAL_KEYS
-DEFAULT_SPLIT = {"train": 0.7, "validation": 0.1, "test": 0.2}
-SPLIT_SEED = 0  # the shuffle before splitting one data file is fixed so results are comparable
-DATA_SUFFIXES = (".jsonl", ".csv")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # A hub metric name: "bleu", "sacrebleu", "owner/metric".
 _HUB_METRIC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
-
-
-class _Checker:
-    """Builds the one-line errors for one task file."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def fail(self, key: str | None, problem: str, fix: str = "") -> UsageError:
-        where = f"{self.path}: key '{key}': " if key else f"{self.path}: "
-        return UsageError(where + problem + (f"; {fix}" if fix else ""))
 
 
 def load_task_file(path: str | Path) -> Task:
@@ -54,7 +40,7 @@ def load_task_file(path: str | Path) -> Task:
     or its data files.
     """
     path = Path(path)
-    check = _Checker(path)
+    check = Checker(path)
     spec = _read_yaml(path, check)
     _check_keys(spec, check)
 
@@ -90,7 +76,7 @@ def load_task_file(path: str | Path) -> Task:
     templates = {"input_template": input_template, "target_template": target_template}
     rows_to_example = _example_builder(fields)
     validate = _example_validator(templates, fields, kind, labels, check)
-    load_splits = _data_loader(spec, path, rows_to_example, validate, check)
+    load_splits = data_loader(spec, path, rows_to_example, validate, check)
 
     return Task(
         name=name,
@@ -112,7 +98,7 @@ def load_task_file(path: str | Path) -> Task:
 # --- the YAML mapping ------------------------------------------------------------------------------
 
 
-def _read_yaml(path: Path, check: _Checker) -> dict[str, Any]:
+def _read_yaml(path: Path, check: Checker) -> dict[str, Any]:
     if not path.is_file():
         raise check.fail(None, "task file not found", "check the path")
     try:
@@ -133,7 +119,7 @@ def _read_yaml(path: Path, check: _Checker) -> dict[str, Any]:
     return spec
 
 
-def _check_keys(spec: Mapping[str, Any], check: _Checker) -> None:
+def _check_keys(spec: Mapping[str, Any], check: Checker) -> None:
     for key in spec:
         if key not in ALLOWED_KEYS:
             raise UsageError(f"{check.path}: {did_you_mean('key', str(key), ALLOWED_KEYS)}")
@@ -142,14 +128,14 @@ def _check_keys(spec: Mapping[str, Any], check: _Checker) -> None:
             raise check.fail(key, "required but missing", f"add {key}: ... (see docs/tasks.md)")
 
 
-def _text(spec: Mapping[str, Any], key: str, check: _Checker) -> str:
+def _text(spec: Mapping[str, Any], key: str, check: Checker) -> str:
     value = spec.get(key)
     if not isinstance(value, str) or not value.strip():
         raise check.fail(key, f"expected a non-empty string, got {value!r}", f'write {key}: "..."')
     return value
 
 
-def _kind(spec: Mapping[str, Any], check: _Checker) -> TaskKind:
+def _kind(spec: Mapping[str, Any], check: Checker) -> TaskKind:
     value = spec["kind"]
     kinds = [kind.value for kind in TaskKind]
     if value not in kinds:
@@ -161,7 +147,7 @@ def _kind(spec: Mapping[str, Any], check: _Checker) -> TaskKind:
     return TaskKind(value)
 
 
-def _template(spec: Mapping[str, Any], key: str, check: _Checker) -> str:
+def _template(spec: Mapping[str, Any], key: str, check: Checker) -> str:
     template = _text(spec, key, check)
     try:
         names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
@@ -179,7 +165,7 @@ def _template(spec: Mapping[str, Any], key: str, check: _Checker) -> str:
     return template
 
 
-def _fields(spec: Mapping[str, Any], check: _Checker) -> dict[str, str]:
+def _fields(spec: Mapping[str, Any], check: Checker) -> dict[str, str]:
     fields = spec.get("fields", {}) or {}
     if not isinstance(fields, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in fields.items()):
         raise check.fail(
@@ -195,7 +181,7 @@ def _fields(spec: Mapping[str, Any], check: _Checker) -> dict[str, str]:
     return fields
 
 
-def _labels(spec: Mapping[str, Any], kind: TaskKind, check: _Checker) -> list[str]:
+def _labels(spec: Mapping[str, Any], kind: TaskKind, check: Checker) -> list[str]:
     labels = spec.get("labels")
     if kind is TaskKind.CLASSIFICATION and labels is None:
         raise check.fail("labels", "required for a classification task", "add labels: [positive, negative]")
@@ -228,7 +214,7 @@ def _labels(spec: Mapping[str, Any], kind: TaskKind, check: _Checker) -> list[st
     return labels
 
 
-def _metrics(spec: Mapping[str, Any], check: _Checker) -> list[str]:
+def _metrics(spec: Mapping[str, Any], check: Checker) -> list[str]:
     metrics = spec["metrics"]
     if isinstance(metrics, str):
         metrics = [metrics]
@@ -257,7 +243,7 @@ def _metrics(spec: Mapping[str, Any], check: _Checker) -> list[str]:
     return metrics
 
 
-def _headline(spec: Mapping[str, Any], metrics: list[str], check: _Checker) -> str:
+def _headline(spec: Mapping[str, Any], metrics: list[str], check: Checker) -> str:
     if "headline" not in spec:
         return metrics[0]
     headline = _text(spec, "headline", check)
@@ -303,7 +289,7 @@ def _example_validator(
     fields: Mapping[str, str],
     kind: TaskKind,
     labels: list[str],
-    check: _Checker,
+    check: Checker,
 ) -> Callable[[Mapping[str, Any], dict[str, str], str], None]:
     """Checks one row: every template field resolves, and a classification target is a declared label."""
 
@@ -342,225 +328,3 @@ def _example_validator(
                 )
 
     return validate
-
-
-# --- data ---------------------------------------------------------------------------------------------
-
-
-def _data_loader(
-    spec: Mapping[str, Any],
-    path: Path,
-    build: Callable[[Mapping[str, Any]], dict[str, str]],
-    validate: Callable[[Mapping[str, Any], dict[str, str], str], None],
-    check: _Checker,
-) -> Callable[[], Splits]:
-    data = spec["data"]
-    if "split" in spec and not isinstance(data, str):
-        raise check.fail("split", "only applies when data is one file", "remove split:, or give data: as one file path")
-
-    if isinstance(data, dict) and "hf_dataset" in data:
-        return _hub_loader(data, build, validate, check)
-
-    if isinstance(data, str):
-        fractions = _fractions(spec.get("split", DEFAULT_SPLIT), check)
-        examples = _read_examples(data, path, build, validate, check)
-        splits = _split(examples, fractions, data, check)
-    elif isinstance(data, dict):
-        unknown = sorted(set(data) - set(SPLIT_NAMES))
-        if unknown:
-            raise check.fail(
-                "data",
-                f"unknown split '{unknown[0]}'",
-                "use train, validation and test (or hf_dataset: for a hub dataset)",
-            )
-        missing = [name for name in SPLIT_NAMES if name not in data]
-        if missing:
-            raise check.fail(
-                "data",
-                f"no file for the {missing[0]} split",
-                f"add {missing[0]}: path/to/{missing[0]}.jsonl under data:",
-            )
-        splits = {}
-        for split_name in SPLIT_NAMES:
-            if not isinstance(data[split_name], str):
-                raise check.fail(
-                    "data",
-                    f"{split_name}: expected a file path, got {data[split_name]!r}",
-                    f"write {split_name}: {split_name}.jsonl",
-                )
-            splits[split_name] = _read_examples(data[split_name], path, build, validate, check)
-    else:
-        raise check.fail(
-            "data", f"expected a file path or a mapping, got {data!r}", "write data: examples.jsonl (see docs/tasks.md)"
-        )
-    return lambda: splits
-
-
-def _read_examples(
-    relative: str,
-    task_path: Path,
-    build: Callable[[Mapping[str, Any]], dict[str, str]],
-    validate: Callable[[Mapping[str, Any], dict[str, str], str], None],
-    check: _Checker,
-) -> list[dict[str, str]]:
-    file = (task_path.parent / relative).resolve()
-    if file.suffix.lower() not in DATA_SUFFIXES:
-        raise check.fail("data", f"'{relative}' is neither a .jsonl nor a .csv file", "convert it to JSON Lines or CSV")
-    if not file.is_file():
-        raise check.fail(
-            "data", f"file '{relative}' not found (looked for {file})", "paths are relative to the task file"
-        )
-    rows = _jsonl_rows(file, relative, check) if file.suffix.lower() == ".jsonl" else _csv_rows(file, relative, check)
-    examples = []
-    for where, row in rows:
-        example = build(row)
-        validate(row, example, where)
-        examples.append(example)
-    if not examples:
-        raise check.fail("data", f"'{relative}' holds no examples", "add rows to it")
-    return examples
-
-
-def _jsonl_rows(file: Path, relative: str, check: _Checker) -> list[tuple[str, dict[str, Any]]]:
-    rows = []
-    with file.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line.rstrip("\r\n"))
-            except json.JSONDecodeError as exc:
-                problem = f"{relative} line {number} is not valid JSON ({exc.msg} at column {exc.colno})"
-                raise check.fail("data", problem, "write one JSON object per line") from None
-            if not isinstance(row, dict):
-                raise check.fail(
-                    "data",
-                    f"{relative} line {number} is not a JSON object",
-                    'write one object per line, e.g. {"text": "...", "label": "..."}',
-                )
-            rows.append((f"{relative} line {number}", row))
-    return rows
-
-
-def _csv_rows(file: Path, relative: str, check: _Checker) -> list[tuple[str, dict[str, Any]]]:
-    rows = []
-    with file.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        try:
-            for row in reader:
-                if None in row:
-                    raise check.fail(
-                        "data",
-                        f"{relative} line {reader.line_num} has more cells than the header",
-                        "quote cells that contain commas",
-                    )
-                rows.append((f"{relative} line {reader.line_num}", row))
-        except csv.Error as exc:
-            raise check.fail(
-                "data", f"{relative} line {reader.line_num} is not valid CSV ({exc})", "fix the quoting"
-            ) from None
-    return rows
-
-
-def _fractions(value: Any, check: _Checker) -> dict[str, float]:
-    if not isinstance(value, dict) or set(value) != set(SPLIT_NAMES):
-        raise check.fail(
-            "split",
-            f"expected fractions for train, validation and test, got {value!r}",
-            "write split: {train: 0.7, validation: 0.1, test: 0.2}",
-        )
-    for name, fraction in value.items():
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-            raise check.fail(
-                "split",
-                f"{name}: expected a fraction between 0 and 1, got {fraction!r}",
-                "write split: {train: 0.7, validation: 0.1, test: 0.2}",
-            )
-    if abs(sum(value.values()) - 1) > 1e-6:
-        raise check.fail(
-            "split", f"the fractions add up to {sum(value.values()):g}, not 1", "make train + validation + test = 1"
-        )
-    return {name: float(value[name]) for name in SPLIT_NAMES}
-
-
-def _split(examples: list[dict[str, str]], fractions: Mapping[str, float], relative: str, check: _Checker) -> Splits:
-    shuffled = list(examples)
-    random.Random(SPLIT_SEED).shuffle(shuffled)
-    n_train = round(len(shuffled) * fractions["train"])
-    n_validation = round(len(shuffled) * fractions["validation"])
-    splits = {
-        "train": shuffled[:n_train],
-        "validation": shuffled[n_train : n_train + n_validation],
-        "test": shuffled[n_train + n_validation :],
-    }
-    for name, rows in splits.items():
-        if not rows:
-            raise check.fail(
-                "split",
-                f"{len(examples)} examples in '{relative}' leave the {name} split empty",
-                "add data or raise that fraction",
-            )
-    return splits
-
-
-def _hub_loader(
-    data: Mapping[str, Any],
-    build: Callable[[Mapping[str, Any]], dict[str, str]],
-    validate: Callable[[Mapping[str, Any], dict[str, str], str], None],
-    check: _Checker,
-) -> Callable[[], Splits]:
-    allowed = ("hf_dataset", "hf_config", "splits")
-    for key in data:
-        if key not in allowed:
-            raise check.fail("data", str(did_you_mean("data key", str(key), allowed)).rstrip("."), "see docs/tasks.md")
-    dataset = data["hf_dataset"]
-    config = data.get("hf_config")
-    split_names = data.get("splits", {name: name for name in SPLIT_NAMES})
-    if not isinstance(dataset, str) or not dataset:
-        raise check.fail(
-            "data", f"hf_dataset: expected a dataset name, got {dataset!r}", "write hf_dataset: owner/name"
-        )
-    if config is not None and not isinstance(config, str):
-        raise check.fail(
-            "data", f"hf_config: expected a string, got {config!r}", "write hf_config: name, or leave it out"
-        )
-    if (
-        not isinstance(split_names, dict)
-        or set(split_names) != set(SPLIT_NAMES)
-        or not all(isinstance(v, str) for v in split_names.values())
-    ):
-        raise check.fail(
-            "data",
-            f"splits: expected hub split names for train, validation and test, got {split_names!r}",
-            "write splits: {train: train, validation: validation, test: test}",
-        )
-
-    def load() -> Splits:
-        try:
-            import datasets  # only hub users pay for this import, and only when the data is needed
-        except ImportError:
-            raise check.fail("data", "hf_dataset needs the 'datasets' package", "pip install datasets") from None
-        splits: Splits = {}
-        for name in SPLIT_NAMES:
-            try:
-                rows = datasets.load_dataset(dataset, config, split=split_names[name])
-            except Exception as exc:  # offline, no such dataset or split: the user has to change the file
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-                raise check.fail(
-                    "data",
-                    f"could not load {dataset} split '{split_names[name]}' ({reason})",
-                    "check the name and your network",
-                ) from None
-            examples = []
-            for index, row in enumerate(rows):
-                example = build(row)
-                validate(row, example, f"{dataset} {split_names[name]} row {index}")
-                examples.append(example)
-            if not examples:
-                raise check.fail(
-                    "data", f"{dataset} split '{split_names[name]}' is empty", "choose another split under splits:"
-                )
-            splits[name] = examples
-        return splits
-
-    return load

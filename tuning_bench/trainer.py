@@ -130,11 +130,11 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(config))
         self.log = TrainLog()
         self.steps_done = 0
+        model.train()  # validation (mean_loss) restores this mode, so the step need not set it again
 
     def step(self, items: Sequence[Encoded]) -> float:
         """Train on one batch; returns its mean target loss. Raises NonFiniteLoss."""
         step_start = time.perf_counter()
-        self.model.train()
         batch = self.feeder.batch(items)
         loss_sum, count = self.feeder.loss(self.model, batch)
         loss = loss_sum / max(count, 1)
