@@ -37,6 +37,7 @@ def _setup(method_name, model_name="tiny-llama", task_name="tiny-gen", overrides
     catalog = load_catalog(["tuning_bench.testing"])
     method = catalog.methods.get(method_name)
     task = catalog.tasks.get(task_name)
+    torch.manual_seed(0)  # the tiny models' random weights too: otherwise they depend on earlier tests
     loaded = catalog.models.get(model_name).load(task_kind=task.kind, labels=task.labels)
     config = resolve_options(method.name, method.options, overrides or {})
     torch.manual_seed(0)
