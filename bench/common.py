@@ -30,7 +30,7 @@ def matmul_gflops(sizes=(2048, 3072), repeats: int = 5) -> float:
 
 
 def environment_line() -> str:
-    from tuning_bench.measure import cpu_name
+    from tuning_bench.engine.measure import cpu_name
 
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("torch", "transformers", "peft"))
     return f"{cpu_name()}, {threads()} threads, Python {platform.python_version()}, {versions}"
@@ -38,9 +38,9 @@ def environment_line() -> str:
 
 def load(task_name: str = "product-descriptions", model_name: str = "smollm2-135m"):
     """The catalog, task, a freshly loaded model and the task's encoded splits (engine formatting)."""
-    from tuning_bench.data import encode_task
-    from tuning_bench.plugins import load_catalog
-    from tuning_bench.prompting import resolve_format
+    from tuning_bench.engine.data import encode_task
+    from tuning_bench.host.plugins import load_catalog
+    from tuning_bench.engine.prompting import resolve_format
 
     catalog = load_catalog()
     task = catalog.tasks.get(task_name)

@@ -2,11 +2,11 @@
 
 For each method three identically initialised copies of the adapted model take the same batches
 (same examples, same order, same padding), one step each in turn, the order rotating every step:
-  engine: tuning_bench.trainer.Trainer.step (the step every cell's training loop takes),
+  engine: tuning_bench.engine.trainer.Trainer.step (the step every cell's training loop takes),
   bare:   a minimal hand-written torch + peft loop: the model's own loss (labels=...), backward,
           clip, AdamW step (fused, as the engine's), schedule, zero_grad;
   bare+keep: the bare loop computing logits only where targets are (`logits_to_keep=<count>`, as a
-          hand-written loop would; the engine passes indices instead, see tuning_bench/losses.py).
+          hand-written loop would; the engine passes indices instead, see tuning_bench/engine/losses.py).
 Interleaving step by step puts the drift of a shared machine on every variant alike. The ratio
 engine / bare+keep (median of per-step ratios) is the engine's own overhead; engine / bare shows what
 computing logits only at target positions saves. The three copies' losses are compared too: they
@@ -142,10 +142,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(threads())
 
-    from tuning_bench.data import length_bucketed_batches
-    from tuning_bench.options import resolve_options
-    from tuning_bench.allocator import reuse_freed_memory
-    from tuning_bench.trainer import TrainConfig, Trainer, make_feeder
+    from tuning_bench.engine.data import length_bucketed_batches
+    from tuning_bench.api.options import resolve_options
+    from tuning_bench.engine.allocator import reuse_freed_memory
+    from tuning_bench.engine.trainer import TrainConfig, Trainer, make_feeder
 
     reuse_freed_memory()  # as in every cell; the bare loops share the process, so they get it too
 

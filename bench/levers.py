@@ -3,9 +3,9 @@
   padding:  fraction of padding tokens in training batches, length-bucketed (the engine) vs random
   threads:  median LoRA training step on smollm2-135m with torch threads 1, 2 and 4 (2 cores here)
   tokens:   tokenizing a task vs reading the engine's token cache
-  lm_head:  the frozen LM head over kept positions given as a count vs as indices (tuning_bench/losses.py)
+  lm_head:  the frozen LM head over kept positions given as a count vs as indices (tuning_bench/engine/losses.py)
   allocator: median training step of LoRA and full fine-tuning with glibc's default thresholds vs
-             the engine's (tuning_bench/allocator.py), in fresh processes taking turns
+             the engine's (tuning_bench/engine/allocator.py), in fresh processes taking turns
 
 Usage: python bench/levers.py [--only padding,tokens,lm_head,threads,allocator] [--out bench/levers.json]
 """
@@ -34,9 +34,9 @@ def padding_fraction(lengths, batches):
 
 def step_probe(method_name: str, mode: str, steps: int) -> None:
     """In a fresh process: median engine step of one method, with or without freed-memory reuse."""
-    from tuning_bench.allocator import reuse_freed_memory
-    from tuning_bench.options import resolve_options
-    from tuning_bench.trainer import TrainConfig, make_feeder, train
+    from tuning_bench.engine.allocator import reuse_freed_memory
+    from tuning_bench.api.options import resolve_options
+    from tuning_bench.engine.trainer import TrainConfig, make_feeder, train
 
     torch.set_num_threads(threads())
     if mode == "reuse":
@@ -71,7 +71,7 @@ def allocator_lever(pairs: int, steps: int) -> dict:
 
 
 def padding_lever(catalog, loaded, fmt) -> dict:
-    from tuning_bench.data import encode_task, length_bucketed_batches
+    from tuning_bench.engine.data import encode_task, length_bucketed_batches
 
     results = {}
     for name in ("product-descriptions", "review-sentiment", "attribute-extraction"):
@@ -90,7 +90,7 @@ def padding_lever(catalog, loaded, fmt) -> dict:
 
 
 def tokens_lever(task, loaded, fmt) -> dict:
-    from tuning_bench.data import cache_key, encode_task, load_or_encode
+    from tuning_bench.engine.data import cache_key, encode_task, load_or_encode
 
     with tempfile.TemporaryDirectory() as scratch:
         key = cache_key(loaded.fingerprint, task.fingerprint(), fmt.style, [], 512, loaded.kind.value)
@@ -107,7 +107,7 @@ def tokens_lever(task, loaded, fmt) -> dict:
 
 
 def threads_lever(catalog, task, source, loaded, encoded, steps) -> dict:
-    from tuning_bench.trainer import TrainConfig, make_feeder, train
+    from tuning_bench.engine.trainer import TrainConfig, make_feeder, train
 
     results = {}
     method = catalog.methods.get("lora")
@@ -128,7 +128,7 @@ def threads_lever(catalog, task, source, loaded, encoded, steps) -> dict:
 def lm_head_lever(loaded, encoded, repeats: int = 7) -> dict:
     """The frozen LM head over the kept positions, given as a count (a strided view of the hidden
     states, which torch runs as a batched product) or as indices (a copied block, one product)."""
-    from tuning_bench.data import length_bucketed_batches, sequential_batches
+    from tuning_bench.engine.data import length_bucketed_batches, sequential_batches
 
     weight = loaded.model.get_output_embeddings().weight.detach()  # frozen, as for every method but finetune
     examples = encoded.splits["train"]
@@ -189,8 +189,8 @@ def main() -> None:
     unknown = set(only) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown section {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
-    from tuning_bench.allocator import reuse_freed_memory
-    from tuning_bench.prompting import resolve_format
+    from tuning_bench.engine.allocator import reuse_freed_memory
+    from tuning_bench.engine.prompting import resolve_format
 
     reuse_freed_memory()  # as in every cell
     torch.set_num_threads(threads())

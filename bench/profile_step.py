@@ -29,10 +29,10 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / "profile.json"))
     args = parser.parse_args()
     torch.set_num_threads(threads())
-    from tuning_bench.data import length_bucketed_batches
-    from tuning_bench.options import resolve_options
-    from tuning_bench.allocator import reuse_freed_memory
-    from tuning_bench.trainer import TrainConfig, Trainer, make_feeder
+    from tuning_bench.engine.data import length_bucketed_batches
+    from tuning_bench.api.options import resolve_options
+    from tuning_bench.engine.allocator import reuse_freed_memory
+    from tuning_bench.engine.trainer import TrainConfig, Trainer, make_feeder
 
     reuse_freed_memory()  # as in every cell
 

@@ -1,7 +1,7 @@
 """Few-shot prompting (in-context learning): k worked examples from the train split before each input."""
 
 from tuning_bench import Method, ModelKind, Option, TaskKind, hookimpl
-from tuning_bench.method import freeze, sample_examples
+from tuning_bench.api.method import freeze, sample_examples
 
 
 class FewShot(Method):

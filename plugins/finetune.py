@@ -1,7 +1,7 @@
 """Full fine-tuning: every weight of the model is trained."""
 
 from tuning_bench import Method, hookimpl
-from tuning_bench.method import learning_rate
+from tuning_bench.api.method import learning_rate
 
 
 class FineTune(Method):

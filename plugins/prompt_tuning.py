@@ -1,7 +1,7 @@
 """Prompt tuning: a trainable soft prompt of virtual tokens in front of the input; the model stays frozen."""
 
 from tuning_bench import Method, Option, hookimpl
-from tuning_bench.method import learning_rate, peft_task_type
+from tuning_bench.api.method import learning_rate, peft_task_type
 
 
 class PromptTuning(Method):

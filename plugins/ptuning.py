@@ -1,7 +1,7 @@
 """P-tuning: virtual tokens produced by a small trainable prompt encoder; the model stays frozen."""
 
 from tuning_bench import Method, Option, hookimpl
-from tuning_bench.method import learning_rate, peft_task_type
+from tuning_bench.api.method import learning_rate, peft_task_type
 
 
 class PTuning(Method):

@@ -1,7 +1,7 @@
 """Zero-shot prompting: the task's instruction in front of each input, and nothing else."""
 
 from tuning_bench import Method, ModelKind, hookimpl
-from tuning_bench.method import freeze
+from tuning_bench.api.method import freeze
 
 
 class ZeroShot(Method):

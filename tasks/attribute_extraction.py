@@ -12,7 +12,7 @@ import json
 import random
 
 from tuning_bench import TaskKind, hookimpl
-from tuning_bench.task import Splits, Task
+from tuning_bench.api.task import Splits, Task
 
 from .catalog import ATTRIBUTE_KEYS, SPLIT_SIZES, Product, sample_product
 from .wording import fix_articles

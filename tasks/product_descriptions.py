@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tuning_bench import TaskKind, hookimpl
-from tuning_bench.task import Splits, Task
+from tuning_bench.api.task import Splits, Task
 
 from .catalog import SPLIT_SIZES, Product, sample_product
 from .wording import capitalize, fix_articles, join_words

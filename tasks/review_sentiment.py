@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 
 from tuning_bench import TaskKind, hookimpl
-from tuning_bench.task import Splits, Task, template_fields
+from tuning_bench.api.task import Splits, Task, template_fields
 
 from .catalog import SPLIT_SIZES, sample_product
 from .wording import capitalize, fix_articles, negate, plural

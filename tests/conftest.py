@@ -23,7 +23,7 @@ sys.path.insert(0, str(TESTS))  # test-only plugin modules (fake_plugins) import
 @pytest.fixture(autouse=True)
 def fresh_plugins(monkeypatch):
     """Each test starts with a newly loaded plugin manager and leaves none behind."""
-    from tuning_bench import plugins
+    from tuning_bench.host import plugins
 
     monkeypatch.setenv("TBENCH_PLUGINS", "")
     plugins.reset_plugin_manager()
@@ -36,7 +36,7 @@ def fresh_plugins(monkeypatch):
 @pytest.fixture
 def tiny():
     """Register the tiny test models and tasks (tuning_bench.testing) and the fake test methods."""
-    from tuning_bench.plugins import register_module
+    from tuning_bench.host.plugins import register_module
 
     register_module("tuning_bench.testing")
     register_module("fake_plugins")
@@ -46,7 +46,7 @@ def tiny():
 @pytest.fixture
 def fake_plugin():
     """Register a plugin module object under a name for the duration of a test: fake_plugin(name, **hooks)."""
-    from tuning_bench.plugins import get_plugin_manager
+    from tuning_bench.host.plugins import get_plugin_manager
 
     manager = get_plugin_manager()
     registered = []
@@ -76,6 +76,6 @@ def cli_runner():
 
 def run_tbench(runner, *args: str):
     """Invoke the tbench CLI in-process, like the console script does."""
-    from tuning_bench.cli import cli
+    from tuning_bench.cli.main import cli
 
     return runner.invoke(cli, list(args), catch_exceptions=False)

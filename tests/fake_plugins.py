@@ -9,7 +9,7 @@ import time
 import torch
 
 from tuning_bench import Method, ModelKind, Option, hookimpl
-from tuning_bench.method import learning_rate
+from tuning_bench.api.method import learning_rate
 
 
 class HeadOnly(Method):

@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from tuning_bench.allocator import _glibc
+from tuning_bench.engine.allocator import _glibc
 
 pytestmark = pytest.mark.skipif(_glibc() is None, reason="needs glibc")
 
 PROBE = r"""
 import json, sys, torch
-from tuning_bench.allocator import release_free_memory, reuse_freed_memory
-from tuning_bench.measure import _proc_status
+from tuning_bench.engine.allocator import release_free_memory, reuse_freed_memory
+from tuning_bench.engine.measure import _proc_status
 reuse = sys.argv[1] == "reuse"
 took_effect = reuse_freed_memory() if reuse else None
 rss = lambda: _proc_status()["VmRSS"]

@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 
-from tuning_bench.cell import CellSpec, run_cell
-from tuning_bench.data import Encoded, collate_causal, length_bucketed_batches
-from tuning_bench.generation import GenerationSettings, generate_all, generation_guard, reference_greedy
-from tuning_bench.kinds import ModelKind
-from tuning_bench.losses import causal_target_loss
+from tuning_bench.engine.cell import CellSpec, run_cell
+from tuning_bench.engine.data import Encoded, collate_causal, length_bucketed_batches
+from tuning_bench.engine.generation import GenerationSettings, generate_all, generation_guard, reference_greedy
+from tuning_bench.api.kinds import ModelKind
+from tuning_bench.engine.losses import causal_target_loss
 from tuning_bench.testing import tiny_llama, tiny_tokenizer
-from tuning_bench.trainer import Feeder
+from tuning_bench.engine.trainer import Feeder
 
 
 def spec(**overrides) -> CellSpec:
@@ -189,7 +189,7 @@ def test_guard_catches_a_generate_that_reprepends_the_prompt_each_step():
 
 
 def test_a_failed_guard_fails_the_cell(tiny, tmp_path, monkeypatch):
-    import tuning_bench.generation as generation
+    import tuning_bench.engine.generation as generation
 
     real = generation.generate_batch
 

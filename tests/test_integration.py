@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from tuning_bench.cell import CellSpec, run_cell
-from tuning_bench.plugins import load_catalog
+from tuning_bench.engine.cell import CellSpec, run_cell
+from tuning_bench.host.plugins import load_catalog
 
 pytestmark = pytest.mark.integration
 

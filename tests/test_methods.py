@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tuning_bench.cell import CellSpec, run_cell
-from tuning_bench.data import encode_task
-from tuning_bench.errors import UsageError
-from tuning_bench.kinds import ModelKind
-from tuning_bench.options import resolve_options
-from tuning_bench.plugins import load_catalog
-from tuning_bench.prompting import resolve_format
-from tuning_bench.trainer import TrainConfig, make_feeder, train
+from tuning_bench.engine.cell import CellSpec, run_cell
+from tuning_bench.engine.data import encode_task
+from tuning_bench.api.errors import UsageError
+from tuning_bench.api.kinds import ModelKind
+from tuning_bench.api.options import resolve_options
+from tuning_bench.host.plugins import load_catalog
+from tuning_bench.engine.prompting import resolve_format
+from tuning_bench.engine.trainer import TrainConfig, make_feeder, train
 
 TRAINABLE = ["prompt", "prefix", "ptuning", "lora", "ia3", "finetune"]
 HIDDEN, LAYERS, KV, FF, VOCAB = 32, 2, 16, 64, 400  # the tiny Llama of tuning_bench.testing
@@ -98,9 +98,9 @@ def test_prompt_text_init_uses_the_instruction_embeddings():
 
 @pytest.mark.parametrize("method_name", TRAINABLE)
 def test_save_then_load_gives_identical_outputs(method_name, tiny, tmp_path):
-    from tuning_bench.inference import load_trained
-    from tuning_bench.runner import execute, plan_run
-    from tuning_bench.settings import RunSettings
+    from tuning_bench.engine.inference import load_trained
+    from tuning_bench.run.runner import execute, plan_run
+    from tuning_bench.run.settings import RunSettings
 
     settings = RunSettings(methods=[method_name], tasks=["tiny-gen"], model="tiny-llama", steps=3, batch_size=4,
                            eval_examples=3, val_examples=2, eval_batch_size=4, out=str(tmp_path / "run"),
@@ -191,7 +191,7 @@ def test_options_from_suite_file_keep_their_types():
 
 
 def test_invalid_set_fails_before_any_training(cli_runner, tmp_path):
-    from tuning_bench.cli import cli
+    from tuning_bench.cli.main import cli
 
     result = cli_runner.invoke(cli, ["run", "--methods", "prompt", "--set", "prompt.num_virtual_tokens=0",
                                      "--out", str(tmp_path / "out")])

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tuning_bench.errors import UsageError
+from tuning_bench.api.errors import UsageError
 from tuning_bench.metrics import (
     METRICS_DIR,
     SHIPPED_METRICS,

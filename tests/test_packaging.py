@@ -25,7 +25,7 @@ def _tbench_json(command: str, target: Path, cwd: Path, env_extra: dict | None =
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TBENCH_PLUGINS")}
     env.update({"PYTHONPATH": str(target), "PYTHONSAFEPATH": "1", **(env_extra or {})})
     code = ("import sys, tuning_bench; assert not tuning_bench.__file__.startswith(sys.argv[1]), tuning_bench.__file__; "
-            "from tuning_bench.cli import main; sys.argv = ['tbench', sys.argv[2], '--json']; main()")
+            "from tuning_bench.cli.main import main; sys.argv = ['tbench', sys.argv[2], '--json']; main()")
     result = subprocess.run([sys.executable, "-c", code, str(REPO), command], capture_output=True, text=True, env=env,
                             cwd=cwd)
     assert result.returncode == 0, result.stderr
@@ -83,8 +83,8 @@ def test_example_plugin_method_trains_on_the_tiny_model(tmp_path):
     """The example plugin, unchanged, through the engine (it imports only the public interface)."""
     sys.path.insert(0, str(REPO / "examples" / "tbench-normtune"))
     try:
-        from tuning_bench.cell import CellSpec, run_cell
-        from tuning_bench.plugins import register_module
+        from tuning_bench.engine.cell import CellSpec, run_cell
+        from tuning_bench.host.plugins import register_module
 
         register_module("tuning_bench.testing")
         register_module("tbench_normtune")

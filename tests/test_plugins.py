@@ -11,9 +11,9 @@ import pytest
 from conftest import run_tbench
 
 from tuning_bench import Method, ModelSource, Task
-from tuning_bench.errors import PluginError, UsageError
-from tuning_bench.method import learning_rate
-from tuning_bench.plugins import build_catalog, get_plugin_manager, plugin_infos, reset_plugin_manager
+from tuning_bench.api.errors import PluginError, UsageError
+from tuning_bench.api.method import learning_rate
+from tuning_bench.host.plugins import build_catalog, get_plugin_manager, plugin_infos, reset_plugin_manager
 
 BUILTIN_METHODS = {"zero-shot", "few-shot", "prompt", "prefix", "ptuning", "lora", "ia3", "finetune"}
 
@@ -67,7 +67,7 @@ def test_duplicate_is_one_line_exit_2_in_cli(fake_plugin, cli_runner):
         name = "lora"
 
     fake_plugin("tbench-other", register_methods=lambda register: register(LoraAgain()))
-    from tuning_bench.cli import cli
+    from tuning_bench.cli.main import cli
 
     result = cli_runner.invoke(cli, ["methods"])
     assert result.exit_code == 2
@@ -159,7 +159,7 @@ def test_register_commands_hook_adds_a_cli_command(fake_plugin, cli_runner):
             click.echo("hello from a plugin")
 
     fake_plugin("cmd-plugin", register_commands=register_commands)
-    from tuning_bench.cli import _add_plugin_commands, cli
+    from tuning_bench.cli.main import _add_plugin_commands, cli
 
     _add_plugin_commands()
     try:
@@ -199,7 +199,7 @@ def test_listings_print_tables(cli_runner, command):
     ],
 )
 def test_unknown_names_are_one_line_with_suggestion_and_exit_2(cli_runner, args, expected, tmp_path):
-    from tuning_bench.cli import cli
+    from tuning_bench.cli.main import cli
 
     result = cli_runner.invoke(cli, args + ["--out", str(tmp_path / "out")])
     assert result.exit_code == 2, result.output

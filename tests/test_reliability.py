@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from tuning_bench.errors import UsageError
+from tuning_bench.api.errors import UsageError
 
 
 def _invoke(cli_runner, *args):
-    from tuning_bench.cli import cli
+    from tuning_bench.cli.main import cli
 
     return cli_runner.invoke(cli, list(args))
 
@@ -116,7 +116,7 @@ def test_model_that_needs_remote_code_is_refused_without_the_flag(tmp_path):
                      "AutoModelForCausalLM": "modeling_custom.CustomForCausalLM"},
     }))
     (folder / "configuration_custom.py").write_text("raise RuntimeError('remote code must not run')\n")
-    from tuning_bench.hf import PretrainedSource
+    from tuning_bench.models.hf import PretrainedSource
 
     with pytest.raises(UsageError, match="needs custom code from its repository.*pass --trust-remote-code"):
         PretrainedSource(str(folder)).kind

@@ -22,7 +22,7 @@ from tuning_bench.report import compare_runs, render_html, render_markdown, term
 from tuning_bench.report.compare import unmatched_cells
 from tuning_bench.report.plots import params_plot
 from tuning_bench.report.tables import COST_COLUMNS, best_methods, build_tasks, format_bytes, pareto_front
-from tuning_bench.results import selected_cells, validate
+from tuning_bench.run.results import selected_cells, validate
 
 DATA = Path(__file__).parent / "data"
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from conftest import REPO, TESTS
 
-from tuning_bench.errors import UsageError
-from tuning_bench.executor import InProcessExecutor, LocalExecutor
-from tuning_bench.plugins import load_catalog
-from tuning_bench.results import REQUIRED_CELL_KEYS, load_results, validate
-from tuning_bench.runner import Interrupted, OutputLock, execute, plan_run
-from tuning_bench.settings import RunSettings
+from tuning_bench.api.errors import UsageError
+from tuning_bench.run.executor import InProcessExecutor, LocalExecutor
+from tuning_bench.host.plugins import load_catalog
+from tuning_bench.run.results import REQUIRED_CELL_KEYS, load_results, validate
+from tuning_bench.run.runner import Interrupted, OutputLock, execute, plan_run
+from tuning_bench.run.settings import RunSettings
 
 
 def settings(tmp_path: Path, **overrides) -> RunSettings:
@@ -212,7 +212,7 @@ def test_report_rebuilds_identical_reports_from_results_json(tiny, tmp_path, cli
     before = {name: (out / name).read_bytes() for name in ("report.md", "report.html", "results.csv")}
     for name in before:
         (out / name).unlink()
-    from tuning_bench.cli import cli
+    from tuning_bench.cli.main import cli
 
     result = cli_runner.invoke(cli, ["report", str(out)])
     assert result.exit_code == 0, result.output
@@ -234,7 +234,7 @@ def test_report_on_a_damaged_results_file_says_what_is_wrong(tiny, tmp_path, cli
     _run(settings(tmp_path, seeds=[0], methods=["zero-shot"]))
     path = tmp_path / "run" / "results.json"
     path.write_text(damage(path.read_text()))
-    from tuning_bench.cli import cli
+    from tuning_bench.cli.main import cli
 
     result = cli_runner.invoke(cli, ["report", str(tmp_path / "run")])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
@@ -243,7 +243,7 @@ def test_report_on_a_damaged_results_file_says_what_is_wrong(tiny, tmp_path, cli
 def test_compare_shows_changed_quality(tiny, tmp_path, cli_runner):
     _run(settings(tmp_path, seeds=[0], out=str(tmp_path / "a")))
     _run(settings(tmp_path, seeds=[0], steps=3, out=str(tmp_path / "b")))
-    from tuning_bench.cli import cli
+    from tuning_bench.cli.main import cli
 
     result = cli_runner.invoke(cli, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
     assert result.exit_code == 0, result.output
@@ -251,7 +251,7 @@ def test_compare_shows_changed_quality(tiny, tmp_path, cli_runner):
 
 
 def test_results_json_is_written_atomically(tmp_path, monkeypatch):
-    from tuning_bench import results
+    from tuning_bench.run import results
 
     path = tmp_path / "results.json"
     results.write_json(path, {"a": 1})

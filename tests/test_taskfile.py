@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tuning_bench.errors import UsageError
-from tuning_bench.kinds import TaskKind
-from tuning_bench.taskfile import load_task_file
+from tuning_bench.api.errors import UsageError
+from tuning_bench.api.kinds import TaskKind
+from tuning_bench.taskfiles.taskfile import load_task_file
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -314,10 +314,10 @@ def test_csv_row_with_extra_cells(tmp_path):
 
 def test_a_yaml_task_with_jsonl_data_runs_end_to_end_on_a_tiny_model(tmp_path):
     """The example task file, through the whole runner: plan, cells, results, reports."""
-    from tuning_bench.executor import InProcessExecutor
-    from tuning_bench.plugins import load_catalog
-    from tuning_bench.runner import execute, plan_run
-    from tuning_bench.settings import RunSettings
+    from tuning_bench.run.executor import InProcessExecutor
+    from tuning_bench.host.plugins import load_catalog
+    from tuning_bench.run.runner import execute, plan_run
+    from tuning_bench.run.settings import RunSettings
 
     example = Path(__file__).resolve().parent.parent / "examples" / "tasks" / "support_tickets.yaml"
     settings = RunSettings(methods=["zero-shot", "lora"], tasks=[], task_files=[str(example)], model="tiny-llama",

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from tuning_bench.kinds import TaskKind
+from tuning_bench.api.kinds import TaskKind
 from tuning_bench.metrics import SHIPPED_METRICS
-from tuning_bench.task import SPLIT_NAMES, Task
+from tuning_bench.api.task import SPLIT_NAMES, Task
 
 
 def _tasks_module(name: str):

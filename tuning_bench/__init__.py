@@ -4,12 +4,12 @@ The public interface for plugin authors is re-exported here: ``hookimpl`` to mar
 implementations, and the ``Method``, ``Task`` and ``ModelSource`` interfaces with ``Option``.
 """
 
-from tuning_bench.hookspecs import hookimpl
-from tuning_bench.kinds import ModelKind, TaskKind
-from tuning_bench.method import Method
-from tuning_bench.model import LoadedModel, ModelSource
-from tuning_bench.options import Option
-from tuning_bench.task import Task
+from tuning_bench.api.hookspecs import hookimpl
+from tuning_bench.api.kinds import ModelKind, TaskKind
+from tuning_bench.api.method import Method
+from tuning_bench.api.model import LoadedModel, ModelSource
+from tuning_bench.api.options import Option
+from tuning_bench.api.task import Task
 
 __version__ = "0.1.0"
 

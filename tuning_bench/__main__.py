@@ -1,5 +1,5 @@
 """``python -m tuning_bench`` is the ``tbench`` command."""
 
-from tuning_bench.cli import main
+from tuning_bench.cli.main import main
 
 main()

@@ -1,7 +1,7 @@
 """Tiny random models with tokenizers built offline: for fast unit tests of the engine and plugins only.
 
 They are never used for a result a user sees. Register them in a test (or a plugin's own tests) with
-``tuning_bench.plugins.register_module("tuning_bench.testing")``, which makes ``tiny-llama`` and
+``tuning_bench.host.plugins.register_module("tuning_bench.testing")``, which makes ``tiny-llama`` and
 ``tiny-bert`` available by name, also inside cell processes.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from tuning_bench.hookspecs import hookimpl
-from tuning_bench.kinds import ModelKind, TaskKind
-from tuning_bench.model import LoadedModel, ModelSource
-from tuning_bench.task import Task
+from tuning_bench.api.hookspecs import hookimpl
+from tuning_bench.api.kinds import ModelKind, TaskKind
+from tuning_bench.api.model import LoadedModel, ModelSource
+from tuning_bench.api.task import Task
 
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tuning_bench.errors import UsageError
+from tuning_bench.api.errors import UsageError
 
 METRICS_DIR = Path(__file__).resolve().parent
 

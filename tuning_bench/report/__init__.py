@@ -17,7 +17,7 @@ from tuning_bench.report.html import render_html
 from tuning_bench.report.markdown import render_markdown
 from tuning_bench.report.plots import render_plots
 from tuning_bench.report.tables import build_tasks, pareto_front
-from tuning_bench.results import atomic_write_text
+from tuning_bench.run.results import atomic_write_text
 
 __all__ = ["write_reports", "render_markdown", "render_html", "terminal_tables", "compare_runs", "pareto_front"]
 

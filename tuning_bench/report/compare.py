@@ -15,7 +15,7 @@ from rich.text import Text
 from tuning_bench.report.tables import (COST_COLUMNS, MethodRow, TaskView, best_methods, build_tasks, display_value,
                                         failed_cells, format_bytes, format_count, format_headline, format_seconds,
                                         method_label, method_names, task_names)
-from tuning_bench.results import selected_cells
+from tuning_bench.run.results import selected_cells
 
 SUMMARY_KEYS = ("trainable_params", "train_peak_bytes", "eval_peak_bytes", "train_seconds", "latency_seconds")
 

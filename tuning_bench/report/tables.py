@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuning_bench.results import mean_std, peak_bytes, selected_cells
+from tuning_bench.run.results import mean_std, peak_bytes, selected_cells
 
 
 @dataclass(frozen=True)

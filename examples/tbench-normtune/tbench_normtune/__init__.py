@@ -7,7 +7,7 @@ Works on Llama-style models (RMSNorm) and BERT-style encoders (LayerNorm) alike.
 import torch
 
 from tuning_bench import Method, Option, hookimpl
-from tuning_bench.method import learning_rate
+from tuning_bench.api.method import learning_rate
 
 
 def _is_norm(module: torch.nn.Module) -> bool:

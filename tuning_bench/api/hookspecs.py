@@ -1,0 +1,53 @@
+"""Hook specifications. A plugin is a module with functions marked ``@hookimpl``.
+
+Example (a complete third-party plugin module)::
+
+    from tuning_bench import Method, Option, hookimpl
+    from tuning_bench.api.method import learning_rate
+
+    class BitFit(Method):
+        name = "bitfit"
+        description = "Train only the bias terms."
+        options = (learning_rate(1e-3, "Ben Zaken et al. 2022"),)
+
+        def adapt(self, loaded, task, config):
+            for pname, param in loaded.model.named_parameters():
+                param.requires_grad = pname.endswith(".bias")
+            return loaded.model
+
+    @hookimpl
+    def register_methods(register):
+        register(BitFit())
+
+Register it under the entry-point group ``tuning_bench`` in the plugin's pyproject.toml::
+
+    [project.entry-points.tuning_bench]
+    bitfit = "tbench_bitfit"
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("tuning_bench")
+hookimpl = pluggy.HookimplMarker("tuning_bench")
+
+
+@hookspec
+def register_methods(register):
+    """Register methods: call ``register(method)`` with a ``tuning_bench.Method`` for each."""
+
+
+@hookspec
+def register_tasks(register):
+    """Register tasks: call ``register(task)`` with a ``tuning_bench.Task`` for each."""
+
+
+@hookspec
+def register_models(register):
+    """Register model sources: call ``register(source)`` with a ``tuning_bench.ModelSource`` for each."""
+
+
+@hookspec
+def register_commands(cli):
+    """Add commands to the ``tbench`` click group passed as ``cli``."""

@@ -1,0 +1,119 @@
+"""Typed, validated method options: each default carries where it comes from."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuning_bench.api.errors import UsageError, did_you_mean
+
+_TYPE_NAMES = {int: "integer", float: "number", str: "string", bool: "true/false", list: "list"}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a method.
+
+    ``default`` is used unless the user overrides it; ``source`` says where the default comes from
+    (a paper, a library default, a measurement). ``choices`` restricts strings, ``minimum`` and
+    ``maximum`` bound numbers (inclusive). ``type`` is one of int, float, str, bool, list (of strings).
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    source: str = ""
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    nullable: bool = field(default=False)
+
+    def parse(self, text: str) -> Any:
+        """Turn the text of ``--set method.option=TEXT`` into a value of this option's type."""
+        text = text.strip()
+        if self.nullable and text.lower() in ("none", "null", ""):
+            return None
+        try:
+            if self.type is bool:
+                lowered = text.lower()
+                if lowered in ("true", "yes", "1", "on"):
+                    return True
+                if lowered in ("false", "no", "0", "off"):
+                    return False
+                raise ValueError(text)
+            if self.type is int:
+                return int(text)
+            if self.type is float:
+                return float(text)
+            if self.type is list:
+                if text.startswith("["):
+                    value = json.loads(text)
+                    if not isinstance(value, list):
+                        raise ValueError(text)
+                    return [str(v) for v in value]
+                return [part.strip() for part in text.split(",") if part.strip()]
+            return text
+        except (ValueError, json.JSONDecodeError):
+            raise ValueError(f"expected {_TYPE_NAMES.get(self.type, self.type.__name__)}, got '{text}'") from None
+
+    def check(self, value: Any) -> Any:
+        """Validate a value (from a config file or ``parse``); return it normalised or raise ValueError."""
+        if value is None:
+            if self.nullable:
+                return None
+            raise ValueError("a value is required")
+        expected = _TYPE_NAMES.get(self.type, self.type.__name__)
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if self.type is list and isinstance(value, str):
+            value = self.parse(value)
+        if self.type is list:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"expected a list of strings, got {value!r}")
+        elif not isinstance(value, self.type) or (self.type is not bool and isinstance(value, bool)):
+            raise ValueError(f"expected {expected}, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError(f"must be at least {self.minimum:g}, got {value!r}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(f"must be at most {self.maximum:g}, got {value!r}")
+        return value
+
+
+def resolve_options(
+    owner: str, options: Iterable[Option], overrides: Mapping[str, Any], where: str = "--set"
+) -> dict[str, Any]:
+    """Merge user overrides into the defaults, rejecting unknown keys and invalid values with one line.
+
+    ``overrides`` values may be strings (from the command line, parsed here) or typed values (from a
+    YAML file). ``where`` names the place the override came from, for the error message.
+    """
+    by_name = {option.name: option for option in options}
+    resolved = {option.name: option.default for option in by_name.values()}
+    for key, raw in overrides.items():
+        option = by_name.get(key)
+        if option is None:
+            err = did_you_mean("option", key, by_name, of=f" of method '{owner}'")
+            raise UsageError(f"{where}: {err} Example: --set {owner}.{next(iter(by_name), 'option')}=VALUE")
+        try:
+            value = option.parse(raw) if isinstance(raw, str) and option.type is not str else raw
+            resolved[key] = option.check(value)
+        except ValueError as exc:
+            raise UsageError(f"{where}: {owner}.{key} {exc}. {option.help}") from None
+    return resolved
+
+
+def parse_set_arguments(items: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Split ``--set method.option=value`` strings into {method: {option: value}}."""
+    result: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        method, dot, option = key.strip().partition(".")
+        if not sep or not dot or not method or not option:
+            raise UsageError(f"--set '{item}': expected METHOD.OPTION=VALUE, e.g. --set prompt.num_virtual_tokens=50")
+        result.setdefault(method, {})[option] = value
+    return result

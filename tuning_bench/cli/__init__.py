@@ -1,0 +1,1 @@
+"""The ``tbench`` command line and its terminal views."""

@@ -1,0 +1,79 @@
+"""The live terminal view of a run: which cell, its phase and step, loss, elapsed and estimated time."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Group
+from rich.live import Live
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from tuning_bench.cli.console import stderr
+from tuning_bench.run.executor import CellJob
+from tuning_bench.run.runner import Plan, RunView
+
+_STATUS_STYLE = {"ok": "green", "failed": "red", "not_applicable": "yellow"}
+
+
+class LiveView(RunView):
+    """Two progress bars (cells, and steps of the current cell) and a line per finished cell."""
+
+    def __init__(self) -> None:
+        self.cells = Progress(TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                              TextColumn("eta"), TimeRemainingColumn(), console=stderr)
+        self.steps = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TextColumn("eta"),
+                              TimeRemainingColumn(), console=stderr)
+        self.live: Live | None = None
+        self.cells_task = None
+        self.step_task = None
+        self.cell_started = 0.0
+
+    def prepare(self, plan: Plan, todo: list[CellJob], done: list[CellJob]) -> None:
+        if done:
+            stderr.print(f"{len(done)} of {len(plan.jobs)} cells already finished in {plan.out_dir} (skipped; --force re-runs them)")
+        if not todo:
+            return
+        stderr.print(f"running {len(todo)} cells on {plan.jobs[0].spec.device} ({plan.jobs[0].spec.precision}), "
+                     f"{plan.settings.steps} steps each, results in {plan.out_dir}")
+        self.cells_task = self.cells.add_task("cells", total=len(todo))
+        self.live = Live(Group(self.cells, self.steps), console=stderr, refresh_per_second=4, transient=True)
+        self.live.start()
+
+    def start(self, job: CellJob, index: int, total: int) -> None:
+        self.cell_started = time.perf_counter()
+        if self.step_task is not None:
+            self.steps.remove_task(self.step_task)
+        self.step_task = self.steps.add_task(f"{escape(job.spec.label)}: starting", total=None, loss="")
+
+    def event(self, job: CellJob, event: dict[str, Any]) -> None:
+        if self.step_task is None:
+            return
+        if event.get("event") == "phase":
+            self.steps.update(self.step_task, description=f"{escape(job.spec.label)}: {event['phase']}",
+                              total=event.get("total"), completed=0 if event.get("total") else None)
+        elif event.get("event") == "warning" and self.live:
+            self.live.console.print(f"[yellow]warning:[/] {escape(job.spec.label)}: {escape(event['message'])}", highlight=False)
+        elif event.get("event") == "step":
+            self.steps.update(self.step_task, completed=event["step"], total=event["total"],
+                              loss=f"loss {event['loss']:.3f}")
+
+    def finish(self, job: CellJob, record: dict[str, Any]) -> None:
+        status = record.get("status", "failed")
+        headline = record.get("headline") or {}
+        value = headline.get("value")
+        detail = f"{headline.get('metric')} {value:.4g}" if isinstance(value, (int, float)) else (record.get("error") or "")
+        seconds = time.perf_counter() - self.cell_started
+        message = (f"[{_STATUS_STYLE.get(status, 'red')}]{status:>14}[/] {escape(job.spec.label)}  {escape(detail)}"
+                   f"  ({seconds:.0f} s)")
+        if self.live:
+            self.live.console.print(message, highlight=False)
+        if self.cells_task is not None:
+            self.cells.advance(self.cells_task)
+
+    def close(self) -> None:
+        if self.live:
+            self.live.stop()
+            self.live = None

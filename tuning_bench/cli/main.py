@@ -1,0 +1,337 @@
+"""The ``tbench`` command line."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from tuning_bench import __version__
+from tuning_bench.cli.console import stderr, stdout
+from tuning_bench.api.errors import FetchError, UsageError
+
+
+def _catalog():
+    from tuning_bench.host.plugins import load_catalog, warn_failures
+
+    catalog = load_catalog()
+    warn_failures(catalog)
+    return catalog
+
+
+def _emit_json(rows: list[dict[str, Any]]) -> None:
+    click.echo(json.dumps(rows, indent=1, default=str))
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*[str(v) if v is not None else "" for v in row])
+    stdout.print(table)
+
+
+class TbenchGroup(click.Group):
+    """Turns user errors into one line on stderr and exit code 2, instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (UsageError, FetchError) as exc:
+            stderr.print(f"[red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+            sys.exit(2)
+
+
+@click.group(cls=TbenchGroup)
+@click.version_option(__version__, prog_name="tbench")
+def cli() -> None:
+    """tbench: which way of adapting a language model fits your task? Train each method on shared
+    tasks with one engine and compare quality, parameters, memory and time."""
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def methods(as_json: bool) -> None:
+    """List the adaptation methods (built-in and from plugins)."""
+    catalog = _catalog()
+    rows = [m.summary() | {"plugin": catalog.methods.owner(m.name)} for m in catalog.methods]
+    if as_json:
+        return _emit_json(rows)
+    _table("Methods (options and their sources: tbench methods --json)", ["name", "trains", "description", "options", "plugin"], [
+        [r["name"], "yes" if r["trains"] else "no", r["description"], ", ".join(o["name"] for o in r["options"]),
+         r["plugin"]] for r in rows])
+
+
+@cli.group(invoke_without_command=True, cls=TbenchGroup)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def tasks(ctx: click.Context, as_json: bool) -> None:
+    """List the tasks; `tbench tasks show NAME` previews one."""
+    if ctx.invoked_subcommand:
+        return
+    catalog = _catalog()
+    rows = []
+    for task in catalog.tasks:
+        splits = task.splits()
+        rows.append(task.summary() | {"plugin": catalog.tasks.owner(task.name),
+                                       "sizes": {k: len(v) for k, v in splits.items()}})
+    if as_json:
+        return _emit_json(rows)
+    _table("Tasks", ["name", "kind", "headline", "train/val/test", "description"], [
+        [r["name"], r["kind"], r["headline"], "/".join(str(r["sizes"][k]) for k in ("train", "validation", "test")),
+         r["description"]] for r in rows])
+
+
+@tasks.command("show")
+@click.argument("name")
+@click.option("-n", "count", default=3, show_default=True, help="Examples to show.")
+@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "validation", "test"]))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def tasks_show(name: str, count: int, split: str, as_json: bool) -> None:
+    """Preview a task (or a YAML task file): split sizes, instruction and examples."""
+    from tuning_bench.host.lookup import resolve_task
+
+    task = resolve_task(_catalog(), name)
+    splits = task.splits()
+    examples = splits[split][:count]
+    if as_json:
+        return _emit_json([task.summary() | {"sizes": {k: len(v) for k, v in splits.items()}, "instruction": task.instruction,
+                           "examples": [{"input": task.render_input(e), "target": task.render_target(e)} for e in examples]}])
+    stdout.print(f"[bold]{task.name}[/] ({task.kind.value}): {task.description}")
+    stdout.print("splits: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
+    stdout.print(f"metrics: {', '.join(task.metrics)} (headline {task.headline}, "
+                 f"{'higher' if task.higher_is_better else 'lower'} is better)")
+    if task.labels:
+        stdout.print(f"labels: {', '.join(task.labels)}")
+    stdout.print(f"instruction: {task.instruction}", highlight=False)
+    _table(f"{split} examples", ["input", "target"], [[task.render_input(e), task.render_target(e)] for e in examples])
+
+
+@cli.group(invoke_without_command=True, cls=TbenchGroup)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def models(ctx: click.Context, as_json: bool) -> None:
+    """List the model sources; `tbench models fetch NAME` downloads and verifies one."""
+    if ctx.invoked_subcommand:
+        return
+    catalog = _catalog()
+    rows = [m.summary() | {"plugin": catalog.models.owner(m.name)} for m in catalog.models]
+    if as_json:
+        return _emit_json(rows)
+    _table("Models (any Hugging Face id or local folder also works with --model)", ["name", "kind", "description", "plugin"],
+           [[r["name"], r["kind"], r["description"], r["plugin"]] for r in rows])
+
+
+@models.command("fetch")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Discard the cached copy and fetch again.")
+def models_fetch(name: str, force: bool) -> None:
+    """Download, verify (sha256) and prepare a model, so runs need no network."""
+    from tuning_bench.host.lookup import resolve_model
+
+    source = resolve_model(_catalog(), name)
+    source.prepare(force=force)
+    stdout.print(f"{name}: ready")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json: bool) -> None:
+    """List loaded plugins with their versions and hooks, and plugins that failed to load."""
+    from tuning_bench.host.plugins import plugin_infos
+
+    catalog = _catalog()
+    rows = plugin_infos()
+    for failure in catalog.failures:
+        rows.append({"name": failure.plugin, "version": None, "builtin": failure.plugin.startswith("builtin:"),
+                     "hooks": [], "error": failure.message()})
+    if as_json:
+        return _emit_json(rows)
+    _table("Plugins", ["name", "version", "hooks", "status"], [
+        [r["name"], r.get("version"), ", ".join(r["hooks"]), r.get("error") or "loaded"] for r in rows])
+
+
+def _parse_seeds(value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        seeds = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--seeds '{value}': expected comma-separated non-negative integers, e.g. 0,1,2") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise UsageError(f"--seeds '{value}': expected comma-separated non-negative integers, e.g. 0,1,2")
+    return seeds
+
+
+def _positive(name: str, value: int | None, minimum: int = 1) -> int | None:
+    if value is not None and value < minimum:
+        raise UsageError(f"{name} must be at least {minimum} (got {value})")
+    return value
+
+
+@cli.command()
+@click.option("--methods", help="Comma list of methods (default: every registered method).")
+@click.option("--tasks", "task_names", help="Comma list of tasks (default: product-descriptions).")
+@click.option("--task-file", "task_files", multiple=True, type=click.Path(), help="A YAML task file (repeatable).")
+@click.option("--model", help="Registered model name, Hugging Face id or local folder (default: smollm2-135m).")
+@click.option("--seeds", help="Comma list of seeds (default: 0).")
+@click.option("--steps", type=int, help="Optimiser steps per trained method (same for every method).")
+@click.option("--batch-size", type=int, help="Training batch size (same for every method).")
+@click.option("--eval-examples", type=int, help="Test examples evaluated (0: the whole test split).")
+@click.option("--out", type=click.Path(), help="Output directory (default: tbench-runs/latest).")
+@click.option("--config", "config_file", type=click.Path(), help="Suite config file (YAML) with any of these settings.")
+@click.option("--set", "set_items", multiple=True, help="Method option override, METHOD.OPTION=VALUE (repeatable).")
+@click.option("--quick", is_flag=True, help="A smoke run: few steps and few evaluation examples.")
+@click.option("--device", help="auto, cpu, cuda or cuda:N (default: auto).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), help="bf16 autocast needs CUDA (default: auto).")
+@click.option("--sweep", type=click.Choice(["lr"]), help="Try learning rates around each method's default; pick by validation loss.")
+@click.option("--keep", type=click.Choice(["adapters", "all", "none"]), help="Trained states kept on disk (default: adapters).")
+@click.option("--prompt-format", type=click.Choice(["auto", "chat", "plain"]), help="auto: the chat template when the model has one.")
+@click.option("--executor", type=click.Choice(["local", "in-process"]), help="local: each cell in its own process.")
+@click.option("--threads", type=int, help="Torch threads on CPU (default: one per available core).")
+@click.option("--max-length", type=int, help="Longest tokenized example; longer ones are truncated (default: 512).")
+@click.option("--max-new-tokens", type=int, help="Cap on generated answer length (default: the task's own).")
+@click.option("--force", is_flag=True, help="Run every cell again, even if a result is cached.")
+@click.option("--trust-remote-code", is_flag=True, default=None, help="Allow models that need code from their repository.")
+def run(methods, task_names, task_files, model, seeds, steps, batch_size, eval_examples, out, config_file, set_items,
+        quick, device, precision, sweep, keep, prompt_format, executor, threads, max_length, max_new_tokens, force,
+        trust_remote_code) -> None:
+    """Train and measure each method on each task, then write results and reports."""
+    from tuning_bench.cli.liveview import LiveView
+    from tuning_bench.host.lookup import split_names
+    from tuning_bench.api.options import parse_set_arguments
+    from tuning_bench.run.runner import Interrupted, execute, plan_run, print_failures
+    from tuning_bench.run.settings import build_settings, load_suite
+
+    flags = {
+        "methods": split_names(methods, "--methods") if methods is not None else None,
+        "tasks": split_names(task_names, "--tasks") if task_names is not None else None,
+        "task_files": list(task_files) or None,
+        "model": model, "seeds": _parse_seeds(seeds), "steps": _positive("--steps", steps),
+        "batch_size": _positive("--batch-size", batch_size), "eval_examples": _positive("--eval-examples", eval_examples, 0),
+        "out": out, "device": device, "precision": precision, "sweep": sweep, "keep": keep,
+        "prompt_format": prompt_format, "executor": executor, "threads": _positive("--threads", threads, 0),
+        "max_length": _positive("--max-length", max_length, 8),
+        "max_new_tokens": _positive("--max-new-tokens", max_new_tokens, 1),
+        "trust_remote_code": trust_remote_code, "options": parse_set_arguments(set_items) or None,
+    }
+    if task_files and task_names is None:
+        flags["tasks"] = []  # a task file replaces the default task unless --tasks is also given
+    suite = load_suite(Path(config_file)) if config_file else {}
+    settings = build_settings(quick, suite, flags)
+    catalog = _catalog()
+    plan = plan_run(settings, catalog, command="tbench " + shlex.join(sys.argv[1:]))
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    view = LiveView()
+    try:
+        data = execute(plan, view=view, force=force)
+    except Interrupted as exc:
+        stderr.print(f"[yellow]{exc}[/]; run the same command again to resume")
+        sys.exit(130)
+    finally:
+        view.close()
+        signal.signal(signal.SIGTERM, previous)
+    from tuning_bench.report import terminal_tables
+
+    for table in terminal_tables(data):
+        stdout.print(table)
+    stdout.print(f"results: {plan.out_dir / 'results.json'}, report: {plan.out_dir / 'report.html'}")
+    failed = [c for c in data["cells"] if c["status"] == "failed"]
+    if failed:
+        print_failures(data)
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def report(run_dir: Path) -> None:
+    """Rebuild report.md, report.html and results.csv from RUN_DIR/results.json alone."""
+    from tuning_bench.report import write_reports
+    from tuning_bench.run.results import atomic_write_text, csv_text, load_results
+
+    data = load_results(run_dir)
+    out = run_dir if run_dir.is_dir() else run_dir.parent
+    paths = write_reports(out, data)
+    atomic_write_text(out / "results.csv", csv_text(data))
+    stdout.print("wrote " + ", ".join(str(p) for p in paths if p.suffix in (".md", ".html")))
+
+
+@cli.command()
+@click.argument("run_a", type=click.Path(path_type=Path))
+@click.argument("run_b", type=click.Path(path_type=Path))
+def compare(run_a: Path, run_b: Path) -> None:
+    """Show what changed between two runs (quality, cost, settings, environment)."""
+    from tuning_bench.report import compare_runs
+    from tuning_bench.run.results import load_results
+
+    result = compare_runs(load_results(run_a), load_results(run_b))
+    for item in result if isinstance(result, list) else [result]:
+        stdout.print(item)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--method", required=True, help="Which method's trained state to use.")
+@click.option("--task", help="Task of the run (needed when the run has several).")
+@click.option("--seed", type=int, help="Seed of the cell (default: the smallest).")
+def generate(run_dir: Path, inputs: tuple[str, ...], method: str, task: str | None, seed: int | None) -> None:
+    """Answer new INPUTS with the state a run trained, e.g. tbench generate RUN --method prompt "earbuds, 8-hour battery"."""
+    from tuning_bench.engine.inference import load_trained
+
+    trained = load_trained(run_dir, _catalog(), method, task, seed)
+    for text, answer in zip(inputs, trained.answer(list(inputs))):
+        stdout.print(f"[bold]{text}[/]\n  {answer}", highlight=False)
+
+
+@cli.command("cell")
+@click.argument("spec_file", type=click.Path(path_type=Path))
+@click.argument("cell_dir", type=click.Path(path_type=Path))
+@click.option("--token-cache", type=click.Path(path_type=Path), help="Folder of tokenized tasks shared by cells.")
+def cell_command(spec_file: Path, cell_dir: Path, token_cache: Path | None) -> None:
+    """Run one cell from a JSON cell spec in this process and print its result record as JSON.
+
+    This is what an executor runs on a worker; `tbench run` does it for you.
+    """
+    from tuning_bench.engine.cell import CellSpec, run_cell
+
+    try:
+        spec = CellSpec.from_dict(json.loads(spec_file.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
+        raise UsageError(f"{spec_file}: not a cell spec ({exc})") from None
+    record = run_cell(spec, cell_dir, token_cache)
+    click.echo(json.dumps(record, default=str))
+    sys.exit(0 if record["status"] != "failed" else 1)
+
+
+def _add_plugin_commands() -> None:
+    from tuning_bench.host.plugins import PluginFailure, _load_failures, get_plugin_manager
+
+    manager = get_plugin_manager()
+    for impl in manager.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:  # a broken plugin must not break the CLI
+            _load_failures.append(PluginFailure(impl.plugin_name, "in register_commands", f"{type(exc).__name__}: {exc}"))
+
+
+def main() -> None:
+    from tuning_bench.api.errors import PluginError
+
+    try:
+        _add_plugin_commands()
+        cli(prog_name="tbench")
+    except (UsageError, FetchError, PluginError) as exc:
+        stderr.print(f"[red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)

@@ -1,0 +1,369 @@
+"""One cell of a comparison (task x method x seed): load, adapt, train, measure, evaluate, save.
+
+A cell is described by a ``CellSpec`` (plain data, serializable) and produces one result record
+(plain data). Data flows one way: spec -> model + method -> trainer -> measurements -> record.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import statistics
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuning_bench.engine.allocator import reuse_freed_memory
+from tuning_bench.api.kinds import ModelKind, TaskKind
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class CellSpec:
+    """Everything that decides a cell's result. Two equal specs on equal data give the same result."""
+
+    task: str
+    method: str
+    seed: int
+    model: str
+    method_config: dict[str, Any]
+    steps: int
+    batch_size: int = 8
+    eval_examples: int = 0  # 0: the whole test split
+    val_examples: int = 12
+    val_every: int = 0  # 0: validate only after the last step
+    eval_batch_size: int = 32
+    device: str = "cpu"
+    precision: str = "fp32"
+    threads: int = 0  # 0: one per available core
+    max_length: int = 512
+    prompt_format: str = "auto"
+    keep: str = "adapters"
+    trust_remote_code: bool = False
+    samples: int = 5
+    latency: bool = True
+    max_new_tokens: int = 0  # 0: the task's own limit
+    guard_prompts: int = 2
+    plugin_modules: list[str] = field(default_factory=list)
+    trial: str = ""  # e.g. "learning_rate=0.003" for a sweep trial
+
+    @property
+    def label(self) -> str:
+        trial = f" [{self.trial}]" if self.trial else ""
+        return f"{Path(self.task).stem if self.task.endswith(('.yaml', '.yml')) else self.task}/{self.method}/seed {self.seed}{trial}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CellSpec:
+        return cls(**data)
+
+
+class CellFailed(Exception):
+    """A cell failed for a reason that belongs in the results (not a bug in tbench)."""
+
+
+def _set_determinism(seed: int) -> None:
+    import numpy
+    import torch
+
+    random.seed(seed)
+    numpy.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _count_parameters(model: Any) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def run_cell(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit | None = None) -> dict[str, Any]:
+    """Run one cell and return its result record. Never raises for a failure of the cell itself."""
+    emit = emit or (lambda event: None)
+    record: dict[str, Any] = {
+        "task": spec.task, "method": spec.method, "seed": spec.seed, "trial": spec.trial,
+        "status": "failed", "error": None, "config": spec.to_dict(),
+    }
+    started = time.perf_counter()
+    reuse_freed_memory()  # faster full fine-tuning on CPU; MemoryProbe keeps each phase's peak its own
+    try:
+        record.update(_run(spec, cell_dir, token_cache, emit))
+    except CellFailed as exc:
+        record["error"] = str(exc)
+    except MemoryError:
+        record["error"] = "out of memory (host RAM); try a smaller --batch-size or --eval-batch-size"
+    except Exception as exc:  # a cell's crash is recorded; the run goes on with the other cells
+        if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch here
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            record["error"] = f"CUDA out of memory ({first}); try a smaller --batch-size"
+        else:
+            record["error"] = f"{type(exc).__name__}: {exc}"
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        (cell_dir / "error.log").write_text(traceback.format_exc())
+    record["cell_seconds"] = time.perf_counter() - started
+    return record
+
+
+def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -> dict[str, Any]:
+    import torch
+
+    from tuning_bench.host.lookup import resolve_model, resolve_task
+    from tuning_bench.api.options import resolve_options
+    from tuning_bench.host.plugins import load_catalog
+
+    device = torch.device(spec.device)
+    if device.type == "cpu":
+        torch.set_num_threads(spec.threads or len(os.sched_getaffinity(0)))
+    catalog = load_catalog(spec.plugin_modules)
+    task = resolve_task(catalog, spec.task)
+    method = catalog.methods.get(spec.method)
+    source = resolve_model(catalog, spec.model, spec.trust_remote_code)
+    config = resolve_options(method.name, method.options, spec.method_config, where="cell config")
+    reason = method.not_applicable(task, source.kind, config)
+    if reason:
+        return {"status": "not_applicable", "error": reason}
+
+    emit({"event": "phase", "phase": "loading model"})
+    _set_determinism(spec.seed)
+    load_start = time.perf_counter()
+    loaded = source.load(task_kind=task.kind, labels=task.labels, trust_remote_code=spec.trust_remote_code)
+    load_seconds = time.perf_counter() - load_start
+    data = _prepare_data(spec, task, method, config, loaded, token_cache, emit)
+
+    _set_determinism(spec.seed)
+    adapted = method.adapt(loaded, task, config)
+    adapted.to(device)
+    from tuning_bench.engine.measure import MemoryProbe
+    from tuning_bench.engine.trainer import make_feeder
+
+    probe = MemoryProbe(device)
+    probe.baseline()
+    feeder = make_feeder(adapted, loaded.kind, loaded.tokenizer.pad_token_id, device,
+                         torch.bfloat16 if spec.precision == "bf16" else None)
+    log = _train_phase(spec, method, config, adapted, data, feeder, probe, emit) if method.trains and spec.steps else None
+    evaluation = _evaluate_phase(spec, task, method, loaded, adapted, data, feeder, log, probe, emit)
+
+    from tuning_bench.engine.state import save_state
+
+    state = save_state(adapted, method.trains, spec.keep, cell_dir / "state", data.prompt_record)
+    return _record(spec, task, loaded, adapted, config, data, log, evaluation, state, probe.finish(), load_seconds)
+
+
+@dataclass
+class _Data:
+    """The task as this cell feeds it to the model: tokenized splits, prompt context, warnings."""
+
+    shots: list[tuple[str, str]]
+    fmt: Any
+    encoded: Any
+    train: list[Any]
+    validation: list[Any]
+    test: list[Any]
+    test_examples: list[dict[str, Any]]
+    tokenize_seconds: float
+    warnings: list[str]
+    prompt_record: dict[str, Any]
+
+
+def _prepare_data(spec: CellSpec, task: Any, method: Any, config: dict[str, Any], loaded: Any,
+                  token_cache: Path | None, emit: Emit) -> _Data:
+    """Format and tokenize the task (through the shared token cache) exactly as every method sees it."""
+    from tuning_bench.engine.data import cache_key, encode_task, load_or_encode
+    from tuning_bench.engine.prompting import resolve_format
+
+    tokenizer = loaded.tokenizer
+    causal = loaded.kind is ModelKind.CAUSAL_LM
+    # The same input formatting for every method; only few-shot adds worked examples.
+    shots = [(task.render_input(ex), task.render_target(ex)) for ex in method.context_examples(task, config, spec.seed)]
+    fmt = resolve_format(tokenizer, spec.prompt_format) if causal else None
+    start = time.perf_counter()
+    key = cache_key(loaded.fingerprint, task.fingerprint(), fmt and fmt.style, shots, spec.max_length, loaded.kind.value)
+    encoded = load_or_encode(token_cache, key,
+                             lambda: encode_task(task, tokenizer, loaded.kind, fmt, shots, spec.max_length))
+    tokenize_seconds = time.perf_counter() - start
+    warnings: list[str] = []
+    if encoded.truncated:
+        warnings.append(f"{encoded.truncated} examples were longer than max_length={spec.max_length} tokens and were "
+                        "truncated (the prompt keeps its end); raise --max-length or shorten the inputs")
+        emit({"event": "warning", "message": warnings[-1]})
+    test_examples = task.splits()["test"]
+    if spec.eval_examples:
+        test_examples = test_examples[: spec.eval_examples]
+    test = encoded.splits["test"][: len(test_examples)]
+    if not encoded.splits["train"] and method.trains:
+        raise CellFailed(f"task {task.name} has no training examples")
+    if not test:
+        raise CellFailed(f"task {task.name} has no test examples")
+    prompt_record = {
+        "format": fmt.style if fmt else "encoder-input",
+        "instruction": task.instruction if causal else "",
+        "shots": [{"input": i, "target": t} for i, t in shots],
+        "example_input": task.render_input(test_examples[0]),
+        "example_prompt": tokenizer.decode(test[0].prompt_ids, skip_special_tokens=False),
+    }
+    return _Data(shots, fmt, encoded, encoded.splits["train"], encoded.splits["validation"][: spec.val_examples], test,
+                 test_examples, tokenize_seconds, warnings, prompt_record)
+
+
+def _train_phase(spec: CellSpec, method: Any, config: dict[str, Any], adapted: Any, data: _Data, feeder: Any,
+                 probe: Any, emit: Emit) -> Any:
+    """The shared training loop, with the training phase's peak memory."""
+    from tuning_bench.engine.trainer import NonFiniteLoss, TrainConfig, train
+
+    emit({"event": "phase", "phase": "training", "total": spec.steps})
+    probe.start("train")
+    train_config = TrainConfig(steps=spec.steps, batch_size=spec.batch_size, learning_rate=config["learning_rate"],
+                               seed=spec.seed, val_every=spec.val_every)
+    try:
+        log = train(adapted, data.train, data.validation, feeder, train_config,
+                    on_step=lambda step, loss: emit({"event": "step", "step": step, "total": spec.steps, "loss": loss}))
+    except NonFiniteLoss as exc:
+        raise CellFailed(str(exc)) from None
+    probe.stop("train")
+    return log
+
+
+@dataclass
+class _Evaluation:
+    final_val: float | None
+    quality: dict[str, Any]
+    guard: dict[str, Any] | None
+    latency: dict[str, Any] | None
+    seconds: float
+
+
+def _evaluate_phase(spec: CellSpec, task: Any, method: Any, loaded: Any, adapted: Any, data: _Data, feeder: Any,
+                    log: Any, probe: Any, emit: Emit) -> _Evaluation:
+    """Final validation loss, the generation guard, test quality and one example's latency."""
+    import torch
+
+    from tuning_bench.engine.evaluation import (decode, evaluate_classification_encoder, evaluate_classification_lm,
+                                         evaluate_generation)
+    from tuning_bench.engine.generation import (GenerationSettings, eos_ids_for, generate_batch, generation_guard,
+                                         pick_guard_prompts)
+    from tuning_bench.engine.trainer import mean_loss
+
+    emit({"event": "phase", "phase": "evaluating"})
+    probe.start("eval")
+    start = time.perf_counter()
+    adapted.eval()
+    if log is not None and log.val_loss and log.val_loss[-1][0] == spec.steps:
+        final_val = log.val_loss[-1][1]  # measured right after the last step; the model has not changed since
+    else:
+        final_val = mean_loss(adapted, data.validation, feeder, spec.batch_size) if data.validation else None
+    guard = latency = None
+    tokenizer = loaded.tokenizer
+    if loaded.kind is ModelKind.CAUSAL_LM:
+        settings = GenerationSettings(
+            max_new_tokens=spec.max_new_tokens or task.max_new_tokens,
+            eos_ids=eos_ids_for(tokenizer, loaded.model, data.fmt.answer_end), pad_id=tokenizer.pad_token_id,
+            batch_size=spec.eval_batch_size, padded_batches=method.padded_generation, device=feeder.device,
+            autocast_dtype=feeder.autocast_dtype)
+        report = generation_guard(adapted, pick_guard_prompts([e.prompt_ids for e in data.test], spec.guard_prompts),
+                                  settings)
+        guard = report.as_record()
+        if not report.passed:
+            raise CellFailed(f"generation guard failed: {report.detail}")
+        if task.kind is TaskKind.GENERATION:
+            quality = evaluate_generation(adapted, tokenizer, task, data.test_examples, data.test, settings)
+        else:
+            quality = evaluate_classification_lm(adapted, task, data.test_examples, data.test, data.encoded.label_ids,
+                                                 feeder, spec.eval_batch_size)
+        if spec.latency:
+            latency_start = time.perf_counter()
+            answer = generate_batch(adapted, [data.test[0].prompt_ids], settings)[0]
+            if feeder.device.type == "cuda":
+                torch.cuda.synchronize()
+            latency = {"seconds": time.perf_counter() - latency_start, "new_tokens": len(answer),
+                       "text": decode(tokenizer, answer)}
+    else:
+        quality = evaluate_classification_encoder(adapted, task, data.test_examples, data.test, feeder,
+                                                  spec.eval_batch_size)
+        if spec.latency:
+            latency_start = time.perf_counter()
+            evaluate_classification_encoder(adapted, task, data.test_examples[:1], data.test[:1], feeder, 1)
+            latency = {"seconds": time.perf_counter() - latency_start, "new_tokens": 0, "text": None}
+    seconds = time.perf_counter() - start
+    probe.stop("eval")
+    return _Evaluation(final_val, quality, guard, latency, seconds)
+
+
+def _record(spec: CellSpec, task: Any, loaded: Any, adapted: Any, config: dict[str, Any], data: _Data, log: Any,
+            evaluation: _Evaluation, state: dict[str, Any], memory: dict[str, Any], load_seconds: float) -> dict[str, Any]:
+    """The cell's result record: every measurement, curve, sample and the context needed to trust them."""
+    from tuning_bench.engine.measure import environment
+
+    trainable, total = _count_parameters(adapted)
+    causal = loaded.kind is ModelKind.CAUSAL_LM
+    quality, latency, final_val = evaluation.quality, evaluation.latency, evaluation.final_val
+    measurements: dict[str, Any] = {
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_percent": 100.0 * trainable / total if total else 0.0,
+        "load_seconds": load_seconds,
+        "tokenize_seconds": data.tokenize_seconds,
+        "token_cache_hit": data.encoded.from_cache,
+        "truncated_examples": data.encoded.truncated,
+        "memory": memory,
+        "eval_seconds": evaluation.seconds,
+        "eval_examples": len(data.test_examples),
+        "final_val_loss": final_val,
+        "val_perplexity": math.exp(min(final_val, 50.0)) if causal and final_val is not None else None,
+        "saved_bytes": state["saved_bytes"],
+        "latency_seconds": latency["seconds"] if latency else None,  # None: not measured (--quick)
+        "latency_new_tokens": latency["new_tokens"] if latency else None,
+    }
+    if "generation_seconds" in quality:
+        measurements["generation_seconds"] = quality["generation_seconds"]
+        measurements["generation_seconds_per_example"] = quality["generation_seconds"] / len(data.test_examples)
+        measurements["generated_tokens"] = quality["generated_tokens"]
+    else:
+        measurements["classify_seconds"] = quality["classify_seconds"]
+    curves: dict[str, Any] = {"train_loss": [], "val_loss": [], "learning_rate": []}
+    if log is not None:
+        train_seconds = sum(log.step_seconds)
+        measurements.update({
+            "train_seconds": train_seconds,
+            "train_phase_seconds": log.wall_seconds,
+            "validation_seconds": log.val_seconds,
+            "median_step_seconds": statistics.median(log.step_seconds),
+            "tokens_per_second": log.tokens / train_seconds if train_seconds else None,
+            "train_tokens": log.tokens,
+            "train_target_tokens": log.target_tokens,
+            "final_train_loss": log.train_loss[-1],
+            "steps": len(log.train_loss),
+        })
+        curves = {"train_loss": log.train_loss, "val_loss": [list(p) for p in log.val_loss],
+                  "learning_rate": log.learning_rates}
+    else:
+        measurements.update({"train_seconds": 0.0, "steps": 0, "final_train_loss": None, "tokens_per_second": None,
+                             "median_step_seconds": None})
+    samples = [{"input": task.render_input(ex), "reference": ref, "prediction": pred}
+               for ex, ref, pred in list(zip(data.test_examples, quality["references"], quality["predictions"]))[: spec.samples]]
+    return {
+        "status": "ok",
+        "error": None,
+        "warnings": data.warnings,
+        "method_config": config,
+        "quality": quality["scores"],
+        "headline": {"metric": task.headline, "value": quality["scores"].get(task.headline),
+                     "higher_is_better": task.higher_is_better},
+        "measurements": measurements,
+        "curves": curves,
+        "samples": samples,
+        "predictions": quality["predictions"],
+        "prompt": data.prompt_record,
+        "guard": evaluation.guard,
+        "state": state,
+        "classification_by": quality.get("method"),
+        "environment": environment(next(adapted.parameters()).device),
+        "task_info": task.summary() | {"fingerprint": task.fingerprint()},
+        "model_info": {"name": loaded.name, "kind": loaded.kind.value, "fingerprint": loaded.fingerprint},
+    }

@@ -1,0 +1,177 @@
+"""Tokenized examples, the on-disk token cache shared by cells, length-bucketed batches and collation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuning_bench.api.kinds import ModelKind, TaskKind
+from tuning_bench.engine.prompting import PromptFormat
+from tuning_bench.api.task import Example, Task, label_index
+
+IGNORE = -100
+
+
+@dataclass
+class Encoded:
+    """One tokenized example. ``target_ids`` is empty for encoder classification (``label`` is used)."""
+
+    prompt_ids: list[int]
+    target_ids: list[int]
+    label: int | None = None
+    truncated: bool = False
+
+    @property
+    def length(self) -> int:
+        return len(self.prompt_ids) + len(self.target_ids)
+
+
+@dataclass
+class EncodedSplits:
+    """Tokenized train/validation/test splits plus what it took to produce them."""
+
+    splits: dict[str, list[Encoded]]
+    truncated: int = 0
+    from_cache: bool = False
+    label_ids: list[list[int]] = field(default_factory=list)  # tokenized answers per label (causal LM)
+
+
+def _encode_causal(tokenizer: Any, fmt: PromptFormat, instruction: str, shots, task: Task, example: Example,
+                   max_length: int) -> Encoded:
+    prompt = fmt.prompt(tokenizer, instruction, shots, task.render_input(example))
+    # Chat templates spell out their own special tokens; plain prompts get the tokenizer's usual BOS.
+    prompt_ids = tokenizer(prompt, add_special_tokens=fmt.style == "plain").input_ids
+    target_ids = tokenizer(fmt.answer(task.render_target(example)), add_special_tokens=False).input_ids
+    label = label_index(task, example) if task.kind is TaskKind.CLASSIFICATION else None
+    truncated = False
+    if len(prompt_ids) + len(target_ids) > max_length:
+        truncated = True
+        target_ids = target_ids[: max_length // 2] if len(target_ids) > max_length // 2 else target_ids
+        keep = max_length - len(target_ids)
+        prompt_ids = prompt_ids[-keep:]  # the end of the prompt holds the input itself and the answer cue
+    return Encoded(prompt_ids, target_ids, label, truncated)
+
+
+def _encode_encoder(tokenizer: Any, task: Task, example: Example, max_length: int) -> Encoded:
+    ids = tokenizer(task.render_input(example), add_special_tokens=True).input_ids
+    truncated = len(ids) > max_length
+    if truncated:
+        ids = ids[: max_length - 1] + ids[-1:]  # keep the closing separator token
+    return Encoded(ids, [], label_index(task, example), truncated)
+
+
+def encode_task(
+    task: Task,
+    tokenizer: Any,
+    kind: ModelKind,
+    fmt: PromptFormat | None,
+    shots: Sequence[tuple[str, str]],
+    max_length: int,
+    use_instruction: bool = True,
+) -> EncodedSplits:
+    """Tokenize every split of a task for one model and one prompt context."""
+    splits: dict[str, list[Encoded]] = {}
+    instruction = task.instruction if use_instruction else ""
+    for name, examples in task.splits().items():
+        if kind is ModelKind.ENCODER:
+            splits[name] = [_encode_encoder(tokenizer, task, ex, max_length) for ex in examples]
+        else:
+            splits[name] = [_encode_causal(tokenizer, fmt, instruction, shots, task, ex, max_length) for ex in examples]
+    label_ids = []
+    if kind is ModelKind.CAUSAL_LM and task.kind is TaskKind.CLASSIFICATION:
+        label_ids = [tokenizer(fmt.answer(label), add_special_tokens=False).input_ids for label in task.labels]
+    truncated = sum(e.truncated for split in splits.values() for e in split)
+    return EncodedSplits(splits, truncated, False, label_ids)
+
+
+def cache_key(*parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:24]
+
+
+def load_or_encode(cache_dir: Path | None, key: str, encode) -> EncodedSplits:
+    """Read tokenized splits from ``cache_dir/key.json`` or encode and store them (atomically)."""
+    path = cache_dir / f"tokens-{key}.json" if cache_dir else None
+    if path is not None and path.exists():
+        try:
+            raw = json.loads(path.read_text())
+            splits = {name: [Encoded(**item) for item in items] for name, items in raw["splits"].items()}
+            return EncodedSplits(splits, raw["truncated"], True, raw["label_ids"])
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged cache file is rebuilt below
+    encoded = encode()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "splits": {name: [e.__dict__ for e in items] for name, items in encoded.splits.items()},
+            "truncated": encoded.truncated,
+            "label_ids": encoded.label_ids,
+        }
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
+            json.dump(payload, handle)
+        os.replace(handle.name, path)
+    return encoded
+
+
+def length_bucketed_batches(lengths: Sequence[int], batch_size: int, seed: int, pool: int = 32) -> Iterator[list[int]]:
+    """Endless batches of indices: shuffled each epoch, then sorted by length within pools of
+    ``pool`` batches so that each batch holds similar lengths (little padding), in shuffled order."""
+    rng = random.Random(seed)
+    indices = list(range(len(lengths)))
+    while True:
+        rng.shuffle(indices)
+        batches = []
+        for start in range(0, len(indices), batch_size * pool):
+            chunk = sorted(indices[start:start + batch_size * pool], key=lambda i: lengths[i])
+            batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+        batches = [b for b in batches if len(b) == batch_size] or batches
+        rng.shuffle(batches)
+        yield from batches
+
+
+def sequential_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Every index once, sorted by length into batches (for evaluation)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def collate_causal(items: Sequence[Encoded], pad_id: int) -> dict[str, Any]:
+    """Right-padded prompt+target ids with labels only on target tokens, and how many final
+    positions need logits (so the LM head runs only where targets are)."""
+    import torch
+
+    width = max(item.length for item in items)
+    input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(items), width), dtype=torch.long)
+    labels = torch.full((len(items), width), IGNORE, dtype=torch.long)
+    first_target = width
+    for row, item in enumerate(items):
+        ids = item.prompt_ids + item.target_ids
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention[row, : len(ids)] = 1
+        labels[row, len(item.prompt_ids): len(ids)] = torch.tensor(item.target_ids)
+        first_target = min(first_target, len(item.prompt_ids))
+    # logits at position p predict token p + 1: keep the positions from the one before the first target.
+    keep = width - first_target + 1
+    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "keep": keep,
+            "tokens": int(attention.sum())}
+
+
+def collate_encoder(items: Sequence[Encoded], pad_id: int) -> dict[str, Any]:
+    import torch
+
+    width = max(len(item.prompt_ids) for item in items)
+    input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(items), width), dtype=torch.long)
+    for row, item in enumerate(items):
+        input_ids[row, : len(item.prompt_ids)] = torch.tensor(item.prompt_ids)
+        attention[row, : len(item.prompt_ids)] = 1
+    labels = torch.tensor([item.label for item in items], dtype=torch.long)
+    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "tokens": int(attention.sum())}

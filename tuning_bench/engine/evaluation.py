@@ -1,0 +1,94 @@
+"""Quality on held-out examples: generated text scored by the task's metrics, or classification."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from tuning_bench.engine.data import IGNORE, Encoded, sequential_batches
+from tuning_bench.engine.generation import GenerationSettings, generate_all
+from tuning_bench.engine.losses import target_logits
+from tuning_bench.metrics import compute_metrics
+from tuning_bench.api.task import Example, Task
+from tuning_bench.engine.trainer import Feeder
+
+
+def decode(tokenizer: Any, tokens: Sequence[int]) -> str:
+    return tokenizer.decode(list(tokens), skip_special_tokens=True).strip()
+
+
+def evaluate_generation(model: Any, tokenizer: Any, task: Task, examples: Sequence[Example],
+                        encoded: Sequence[Encoded], settings: GenerationSettings) -> dict[str, Any]:
+    """Generate an answer for every example and score it against the reference."""
+    start = time.perf_counter()
+    outputs = generate_all(model, [e.prompt_ids for e in encoded], settings)
+    if settings.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    predictions = [decode(tokenizer, o) for o in outputs]
+    references = [task.render_target(ex) for ex in examples]
+    return {
+        "scores": compute_metrics(task.metrics, predictions, references),
+        "predictions": predictions,
+        "references": references,
+        "generation_seconds": seconds,
+        "generated_tokens": sum(len(o) for o in outputs),
+    }
+
+
+@torch.no_grad()
+def label_logprobs(model: Any, encoded: Sequence[Encoded], label_ids: Sequence[Sequence[int]], feeder: Feeder,
+                   batch_size: int) -> torch.Tensor:
+    """Summed log-probability of each label's answer tokens after each prompt: (examples, labels)."""
+    pairs = [Encoded(e.prompt_ids, list(ids)) for e in encoded for ids in label_ids]
+    scores = torch.zeros(len(pairs))
+    for indices in sequential_batches([p.length for p in pairs], batch_size):
+        batch = feeder.batch([pairs[i] for i in indices])
+        with feeder.autocast():
+            logits, targets = target_logits(model, batch, feeder.use_keep)
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        mask = targets != IGNORE
+        picked = logprobs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
+        scores[torch.tensor(indices)] = picked.sum(dim=1).cpu()
+    return scores.view(len(encoded), len(label_ids))
+
+
+def evaluate_classification_lm(model: Any, task: Task, examples: Sequence[Example], encoded: Sequence[Encoded],
+                               label_ids: Sequence[Sequence[int]], feeder: Feeder, batch_size: int) -> dict[str, Any]:
+    """Classify with a causal LM by the likelihood of each label's answer (rank classification)."""
+    start = time.perf_counter()
+    scores = label_logprobs(model, encoded, label_ids, feeder, batch_size)
+    predictions = [task.labels[int(i)] for i in scores.argmax(dim=1)]
+    references = [task.render_target(ex) for ex in examples]
+    return {
+        "scores": compute_metrics(task.metrics, predictions, references),
+        "predictions": predictions,
+        "references": references,
+        "classify_seconds": time.perf_counter() - start,
+        "method": "label likelihood",
+    }
+
+
+@torch.no_grad()
+def evaluate_classification_encoder(model: Any, task: Task, examples: Sequence[Example], encoded: Sequence[Encoded],
+                                    feeder: Feeder, batch_size: int) -> dict[str, Any]:
+    """Classify with the sequence-classification head."""
+    start = time.perf_counter()
+    predictions: list[str] = [""] * len(encoded)
+    for indices in sequential_batches([len(e.prompt_ids) for e in encoded], batch_size):
+        batch = feeder.batch([encoded[i] for i in indices])
+        with feeder.autocast():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        for index, label in zip(indices, logits.argmax(dim=-1).tolist()):
+            predictions[index] = task.labels[label]
+    references = [task.render_target(ex) for ex in examples]
+    return {
+        "scores": compute_metrics(task.metrics, predictions, references),
+        "predictions": predictions,
+        "references": references,
+        "classify_seconds": time.perf_counter() - start,
+        "method": "classification head",
+    }

@@ -1,0 +1,254 @@
+"""Greedy generation through the adapted model, and the guard that proves it is correct.
+
+Some library versions generate silently wrong text with soft-prompt methods (the virtual prompt
+re-prepended at each step, or a prefix cache dropped). The guard compares what ``generate`` returns
+with a reference that cannot suffer from cache handling: a greedy loop of full forward passes without
+a KV cache, one prompt at a time. A batched row must also equal its prompt run alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from tuning_bench.engine.data import sequential_batches
+from tuning_bench.engine.losses import last_positions, supports_logits_to_keep
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int
+    eos_ids: tuple[int, ...]
+    pad_id: int
+    batch_size: int
+    padded_batches: bool  # False: only prompts of equal length share a batch (no padding at all)
+    device: torch.device
+    autocast_dtype: torch.dtype | None = None
+
+
+def eos_ids_for(tokenizer: Any, model: Any, answer_end: str) -> tuple[int, ...]:
+    """Token ids that end an answer: the tokenizer's EOS, the model's, and the prompt format's end marker."""
+    ids = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for value in configured if isinstance(configured, list) else [configured]:
+        if value is not None:
+            ids.add(int(value))
+    if answer_end:
+        end = tokenizer(answer_end, add_special_tokens=False).input_ids
+        if len(end) == 1:
+            ids.add(int(end[0]))
+    return tuple(sorted(ids))
+
+
+def _autocast(settings: GenerationSettings):
+    if settings.autocast_dtype is None:
+        return torch.autocast(device_type=settings.device.type, enabled=False)
+    return torch.autocast(device_type=settings.device.type, dtype=settings.autocast_dtype)
+
+
+def _cut(tokens: list[int], eos_ids: Sequence[int]) -> list[int]:
+    for i, token in enumerate(tokens):
+        if token in eos_ids:
+            return tokens[:i]
+    return tokens
+
+
+def batches_for(prompts: Sequence[Sequence[int]], settings: GenerationSettings) -> list[list[int]]:
+    """Index batches: length-sorted, and without padding when the method needs it."""
+    lengths = [len(p) for p in prompts]
+    if settings.padded_batches:
+        return sequential_batches(lengths, settings.batch_size)
+    groups: dict[int, list[int]] = {}
+    for index, length in enumerate(lengths):
+        groups.setdefault(length, []).append(index)
+    return [ids[i:i + settings.batch_size] for _, ids in sorted(groups.items()) for i in range(0, len(ids), settings.batch_size)]
+
+
+def _left_padded(prompts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(p) for p in prompts)
+    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        input_ids[row, width - len(prompt):] = torch.tensor(list(prompt))
+        attention[row, width - len(prompt):] = 1
+    return input_ids, attention
+
+
+def _soft_prompt_model(model: Any) -> bool:
+    """Whether ``model`` prepends virtual-token embeddings to the input (prompt tuning, P-tuning)."""
+    config = getattr(model, "active_peft_config", None)
+    return config is not None and str(getattr(config, "peft_type", "")).endswith(("PROMPT_TUNING", "P_TUNING"))
+
+
+@torch.no_grad()
+def _soft_prompt_generate(model: Any, input_ids: torch.Tensor, attention: torch.Tensor, settings: GenerationSettings,
+                          max_new_tokens: int) -> list[list[int]]:
+    """Cached greedy decoding for soft-prompt models with left padding placed before the virtual tokens.
+
+    PEFT's own ``generate`` puts the virtual tokens in front of the padding and ignores position ids,
+    so a padded row sees its virtual tokens at a different distance than the same prompt alone (its
+    output drifts). Here each row is [padding][virtual tokens][prompt] with positions counted from
+    the first real token, which is exactly the unpadded computation.
+    """
+    base = model.get_base_model()
+    device = settings.device
+    input_ids, attention = input_ids.to(device), attention.to(device)
+    rows, width = input_ids.shape
+    virtual = model.get_prompt(batch_size=rows).to(device)
+    words = base.get_input_embeddings()(input_ids)
+    embeds, masks = [], []
+    for row in range(rows):
+        pad = int(width - attention[row].sum())
+        embeds.append(torch.cat([words[row, :pad], virtual[row].to(words.dtype), words[row, pad:]]))
+        masks.append(torch.cat([attention[row, :pad], torch.ones(virtual.shape[1], dtype=attention.dtype, device=device),
+                                attention[row, pad:]]))
+    inputs_embeds, mask = torch.stack(embeds), torch.stack(masks)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    produced = [[] for _ in range(rows)]
+    done = torch.zeros(rows, dtype=torch.bool, device=device)
+    eos = torch.tensor(settings.eos_ids, device=device)
+    with _autocast(settings):
+        last_only = {"logits_to_keep": last_positions(1, device)} if supports_logits_to_keep(base) else {}
+        output = base(inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=positions, use_cache=True,
+                      **last_only)
+        for _ in range(max_new_tokens):
+            token = output.logits[:, -1].argmax(-1)
+            for row in range(rows):
+                if not done[row]:
+                    produced[row].append(int(token[row]))
+            done |= torch.isin(token, eos)
+            if bool(done.all()):
+                break
+            mask = torch.cat([mask, torch.ones(rows, 1, dtype=mask.dtype, device=device)], dim=1)
+            positions = positions[:, -1:] + 1
+            output = base(input_ids=token.unsqueeze(-1), attention_mask=mask, position_ids=positions,
+                          past_key_values=output.past_key_values, use_cache=True)
+    return [_cut(row, settings.eos_ids) for row in produced]
+
+
+@torch.no_grad()
+def generate_batch(model: Any, prompts: Sequence[Sequence[int]], settings: GenerationSettings,
+                   max_new_tokens: int | None = None) -> list[list[int]]:
+    """Greedy decoding with the KV cache for prompts padded on the left; new tokens per prompt, cut at EOS."""
+    input_ids, attention = _left_padded(prompts, settings.pad_id)
+    width = input_ids.shape[1]
+    if _soft_prompt_model(model):
+        return _soft_prompt_generate(model, input_ids, attention, settings, max_new_tokens or settings.max_new_tokens)
+    with _autocast(settings):
+        output = model.generate(
+            input_ids=input_ids.to(settings.device),
+            attention_mask=attention.to(settings.device),
+            max_new_tokens=max_new_tokens or settings.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=list(settings.eos_ids),
+            pad_token_id=settings.pad_id,
+        )
+    new = output[:, width:].tolist()
+    return [_cut(row, settings.eos_ids) for row in new]
+
+
+def generate_all(model: Any, prompts: Sequence[Sequence[int]], settings: GenerationSettings) -> list[list[int]]:
+    """Generate for every prompt, in the batches ``batches_for`` chooses, results in input order."""
+    results: list[list[int]] = [[] for _ in prompts]
+    for indices in batches_for(prompts, settings):
+        for index, tokens in zip(indices, generate_batch(model, [prompts[i] for i in indices], settings)):
+            results[index] = tokens
+    return results
+
+
+@torch.no_grad()
+def reference_greedy(model: Any, prompt: Sequence[int], settings: GenerationSettings, max_new_tokens: int
+                     ) -> tuple[list[int], list[torch.Tensor]]:
+    """Greedy decoding by full forward passes without a KV cache (batch size 1), with each step's logits."""
+
+    ids = list(prompt)
+    produced: list[int] = []
+    step_logits: list[torch.Tensor] = []
+    last_only = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}  # the LM head for one position
+    for _ in range(max_new_tokens):
+        tensor = torch.tensor([ids], device=settings.device)
+        with _autocast(settings):
+            logits = model(input_ids=tensor, attention_mask=torch.ones_like(tensor), **last_only).logits[0, -1].float()
+        token = int(logits.argmax())
+        step_logits.append(logits.cpu())
+        if token in settings.eos_ids:
+            break
+        produced.append(token)
+        ids.append(token)
+    return produced, step_logits
+
+
+@dataclass
+class GuardReport:
+    """The outcome of the generation guard."""
+
+    passed: bool
+    checked_prompts: int = 0
+    compared_tokens: int = 0
+    near_ties: int = 0
+    detail: str = ""
+    mismatches: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_record(self) -> dict[str, Any]:
+        return {"passed": self.passed, "checked_prompts": self.checked_prompts,
+                "compared_tokens": self.compared_tokens, "near_ties": self.near_ties, "detail": self.detail}
+
+
+def _tie_margin(settings: GenerationSettings) -> float:
+    # Batched and single-prompt passes round differently; a flip between two logits this close is
+    # arithmetic noise, not a generation bug, so the comparison stops there instead of failing.
+    return 0.05 if settings.autocast_dtype is not None else 1e-3
+
+
+def generation_guard(model: Any, prompts: Sequence[Sequence[int]], settings: GenerationSettings,
+                     max_new_tokens: int = 8) -> GuardReport:
+    """Check that ``generate`` (batched exactly as evaluation batches them) equals the no-cache reference."""
+    report = GuardReport(passed=True, checked_prompts=len(prompts))
+    generated: list[list[int]] = [[] for _ in prompts]
+    for indices in batches_for(prompts, settings):
+        for index, tokens in zip(indices, generate_batch(model, [prompts[i] for i in indices], settings, max_new_tokens)):
+            generated[index] = tokens
+    margin = _tie_margin(settings)
+    for index, prompt in enumerate(prompts):
+        expected, logits = reference_greedy(model, prompt, settings, max_new_tokens)
+        got = generated[index]
+        for position in range(max(len(expected), len(got))):
+            want = expected[position] if position < len(expected) else None
+            have = got[position] if position < len(got) else None
+            if want == have:
+                report.compared_tokens += 1
+                continue
+            step = logits[position] if position < len(logits) else None
+            if step is not None:
+                # An answer that ended where the other continued chose an end-of-answer token instead.
+                chosen = float(step[have]) if have is not None else max(float(step[e]) for e in settings.eos_ids)
+                if float(step.max()) - chosen <= margin:
+                    report.near_ties += 1
+                    break
+            report.passed = False
+            report.mismatches.append({"prompt": index, "position": position, "expected": want, "generated": have})
+            break
+    if not report.passed:
+        first = report.mismatches[0]
+        report.detail = (f"generate() disagrees with a no-cache greedy reference on {len(report.mismatches)} of "
+                         f"{len(prompts)} prompts (first at new token {first['position']})")
+    return report
+
+
+def pick_guard_prompts(prompts: Sequence[Sequence[int]], count: int = 2) -> list[Sequence[int]]:
+    """The shortest and longest prompts (and more between, up to ``count``): a padded batch is part of the check."""
+    if not prompts:
+        return []
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    picks = [order[0], order[-1], order[len(order) // 2]]
+    seen: list[int] = []
+    for index in picks:
+        if index not in seen:
+            seen.append(index)
+    return [prompts[i] for i in seen[:count]]

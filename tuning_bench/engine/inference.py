@@ -1,0 +1,119 @@
+"""Use what a run trained: load a cell's saved state and answer new inputs (``tbench generate``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tuning_bench.api.errors import UsageError
+from tuning_bench.api.kinds import ModelKind, TaskKind
+from tuning_bench.host.plugins import Catalog
+from tuning_bench.run.results import load_results, selected_cells
+from tuning_bench.engine.state import load_prompt, load_state
+from tuning_bench.api.task import template_fields
+
+
+def find_cell(data: dict[str, Any], method: str, task: str | None, seed: int | None) -> dict[str, Any]:
+    """The finished cell of ``method`` (and task/seed when given; else the only task and smallest seed)."""
+    cells = [c for c in selected_cells(data) if c["method"] == method]
+    if not cells:
+        known = sorted({c["method"] for c in data["cells"]})
+        raise UsageError(f"this run has no cell for method '{method}'; it has: {', '.join(known)}")
+    if task is None:
+        tasks = sorted({c["task"] for c in cells})
+        if len(tasks) > 1:
+            raise UsageError(f"this run has several tasks ({', '.join(tasks)}); choose one with --task")
+        task = tasks[0]
+    cells = [c for c in cells if c["task"] == task and (seed is None or c["seed"] == seed)]
+    if not cells:
+        raise UsageError(f"no cell for method '{method}' on task '{task}'" + (f" with seed {seed}" if seed is not None else ""))
+    cell = min(cells, key=lambda c: c["seed"])
+    if cell["status"] != "ok":
+        raise UsageError(f"{task}/{method}/seed {cell['seed']} did not finish ({cell['status']}: {cell['error']})")
+    return cell
+
+
+@dataclass
+class Trained:
+    """A model with a cell's trained state applied, and the cell's prompt context."""
+
+    model: Any
+    tokenizer: Any
+    kind: ModelKind
+    task: Any
+    cell: dict[str, Any]
+    shots: list[tuple[str, str]]
+    padded: bool
+
+    def render(self, text: str) -> str:
+        """Fill the task's input template from user text (a single-field template) or a JSON object."""
+        fields = template_fields(self.task.input_template)
+        if text.lstrip().startswith("{"):
+            try:
+                example = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"input looks like JSON but is not valid ({exc.msg})") from None
+        elif len(set(fields)) == 1:
+            example = {fields[0]: text}
+        else:
+            raise UsageError(f"task {self.task.name} needs fields {', '.join(fields)}: pass a JSON object, "
+                             f"e.g. '{json.dumps({f: '...' for f in fields})}'")
+        missing = [f for f in fields if f not in example]
+        if missing:
+            raise UsageError(f"input lacks field(s) {', '.join(missing)} required by task {self.task.name}")
+        return self.task.render_input(example)
+
+    def answer(self, texts: list[str]) -> list[str]:
+        import torch
+
+        from tuning_bench.engine.data import Encoded
+        from tuning_bench.engine.evaluation import decode, label_logprobs
+        from tuning_bench.engine.generation import GenerationSettings, eos_ids_for, generate_all
+        from tuning_bench.engine.prompting import resolve_format
+        from tuning_bench.engine.trainer import make_feeder
+
+        rendered = [self.render(t) for t in texts]
+        device = torch.device("cpu")
+        if self.kind is ModelKind.ENCODER:
+            batch = self.tokenizer(rendered, padding=True, return_tensors="pt")
+            with torch.no_grad():
+                logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            return [self.task.labels[i] for i in logits.argmax(-1).tolist()]
+        fmt = resolve_format(self.tokenizer, self.cell["config"]["prompt_format"])
+        prompts = [self.tokenizer(fmt.prompt(self.tokenizer, self.task.instruction, self.shots, r),
+                                  add_special_tokens=fmt.style == "plain").input_ids for r in rendered]
+        if self.task.kind is TaskKind.CLASSIFICATION:
+            label_ids = [self.tokenizer(fmt.answer(label), add_special_tokens=False).input_ids for label in self.task.labels]
+            feeder = make_feeder(self.model, self.kind, self.tokenizer.pad_token_id, device, None)
+            scores = label_logprobs(self.model, [Encoded(p, []) for p in prompts], label_ids, feeder, 8)
+            return [self.task.labels[int(i)] for i in scores.argmax(dim=1)]
+        settings = GenerationSettings(self.task.max_new_tokens, eos_ids_for(self.tokenizer, self.model, fmt.answer_end),
+                                      self.tokenizer.pad_token_id, 8, self.padded, device)
+        return [decode(self.tokenizer, out) for out in generate_all(self.model, prompts, settings)]
+
+
+def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None = None, seed: int | None = None) -> Trained:
+    """Rebuild the model of one cell of a run from its saved state (PEFT adapter, full weights or prompt)."""
+    from tuning_bench.host.lookup import resolve_model, resolve_task
+
+    data = load_results(run_dir)
+    cell = find_cell(data, method, task, seed)
+    state = cell.get("state") or {}
+    state_dir = run_dir / "cells" / cell["key"] / state.get("path", "state")
+    if state.get("kind") != "prompt-only" and not state.get("kept"):
+        raise UsageError(f"the trained state of {cell['task']}/{method} was not kept (--keep {cell['config']['keep']}); "
+                         "re-run with --keep all to keep full models")
+    prompt = load_prompt(state_dir)
+    task_obj = resolve_task(catalog, cell["task"])
+    source = resolve_model(catalog, cell["config"]["model"], cell["config"]["trust_remote_code"])
+    source.prepare()
+    import torch
+
+    torch.manual_seed(cell["seed"])
+    loaded = source.load(task_kind=task_obj.kind, labels=task_obj.labels, trust_remote_code=cell["config"]["trust_remote_code"])
+    model = load_state(loaded.model, state["kind"], state_dir).eval()
+    shots = [(s["input"], s["target"]) for s in prompt.get("shots", [])]
+    padded = catalog.methods.get(method).padded_generation if method in catalog.methods else True
+    return Trained(model, loaded.tokenizer, loaded.kind, task_obj, cell, shots, padded)

@@ -1,0 +1,1 @@
+"""Model loading support: transformers' from_pretrained and pinned, verified downloads."""

@@ -1,0 +1,1 @@
+"""A run: settings, the grid of cells, executors, and the results document."""

@@ -1,0 +1,142 @@
+"""Executors run cells. The local one runs them one at a time, each in a fresh process.
+
+A separate process per cell gives each its own clean peak-memory figure, and a crash or an
+out-of-memory kill ends only that cell. Processes come from a fork server that imports torch,
+transformers and peft once, so a cell does not pay several seconds of imports.
+"""
+
+from __future__ import annotations
+
+import abc
+import multiprocessing
+import os
+import queue as queue_module
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tuning_bench.engine.cell import CellSpec, run_cell
+
+EventSink = Callable[["CellJob", dict[str, Any]], None]
+_PRELOAD = ["tuning_bench.run.preload"]
+
+
+@dataclass
+class CellJob:
+    """A cell to run: its spec, its cache key, where it writes files, and the shared token cache."""
+
+    spec: CellSpec
+    key: str
+    cell_dir: Path
+    token_cache: Path | None
+
+    def failed(self, error: str) -> dict[str, Any]:
+        return {"task": self.spec.task, "method": self.spec.method, "seed": self.spec.seed, "trial": self.spec.trial,
+                "status": "failed", "error": error, "config": self.spec.to_dict()}
+
+
+class Executor(abc.ABC):
+    """Runs cells and yields each result record as it finishes (in any order).
+
+    Implementations must not raise for a failing cell: they yield a record with status "failed".
+    When the consumer stops early (Ctrl-C), closing the generator must stop the running cells.
+    """
+
+    name: str = "executor"
+
+    @abc.abstractmethod
+    def run(self, jobs: Sequence[CellJob], on_event: EventSink) -> Iterator[tuple[CellJob, dict[str, Any]]]:
+        ...
+
+
+class InProcessExecutor(Executor):
+    """Runs cells in this process, one after another: for debugging and tests (memory figures are not isolated)."""
+
+    name = "in-process"
+
+    def run(self, jobs, on_event):
+        for job in jobs:
+            record = run_cell(job.spec, job.cell_dir, job.token_cache, lambda event, job=job: on_event(job, event))
+            yield job, record
+
+
+def _child(spec_dict: dict[str, Any], cell_dir: str, token_cache: str | None, events: Any) -> None:
+    """Entry point of a cell process: run the cell, send progress events and finally the record."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides about Ctrl-C and stops this process
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    spec = CellSpec.from_dict(spec_dict)
+    record = run_cell(spec, Path(cell_dir), Path(token_cache) if token_cache else None, lambda e: events.put(("event", e)))
+    events.put(("record", record))
+
+
+def _death_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        number = -exitcode
+        name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
+        hint = " (the system's out-of-memory killer sends this)" if number == signal.SIGKILL else ""
+        return f"cell process was killed by {name}{hint}"
+    return f"cell process exited with code {exitcode} before reporting a result"
+
+
+class LocalExecutor(Executor):
+    """One cell at a time, each in its own process (the default)."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(_PRELOAD)
+
+    def start(self) -> None:
+        """Start the fork server now, so its imports overlap with the run's own preparation."""
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+    def run(self, jobs, on_event):
+        for job in jobs:
+            yield job, self._run_one(job, on_event)
+
+    def _run_one(self, job: CellJob, on_event: EventSink) -> dict[str, Any]:
+        events = self._context.Queue()
+        process = self._context.Process(
+            target=_child,
+            args=(job.spec.to_dict(), str(job.cell_dir), str(job.token_cache) if job.token_cache else None, events),
+            name=f"tbench-cell-{job.key[:8]}",
+        )
+        process.start()
+        record = None
+        try:
+            while record is None:
+                try:
+                    kind, payload = events.get(timeout=0.2)
+                except queue_module.Empty:
+                    if not process.is_alive():
+                        # Drain what the process sent right before it ended.
+                        try:
+                            kind, payload = events.get(timeout=1.0)
+                        except queue_module.Empty:
+                            break
+                    else:
+                        continue
+                if kind == "event":
+                    on_event(job, payload)
+                else:
+                    record = payload
+            process.join(timeout=30)
+        finally:
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=10)
+                if process.is_alive():
+                    process.kill()
+                    process.join()
+            events.close()
+        if record is None:
+            return job.failed(_death_reason(process.exitcode))
+        return record

@@ -1,0 +1,173 @@
+"""The results record: one versioned JSON schema, written atomically, read back with clear errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import statistics
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tuning_bench.api.errors import UsageError
+
+SCHEMA = "tuning_bench.results"
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "not_applicable")
+REQUIRED_CELL_KEYS = ("task", "method", "seed", "status", "error")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file so that readers see the old content or the new, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False,
+                                     encoding="utf-8") as handle:
+        try:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        except BaseException:
+            os.unlink(handle.name)
+            raise
+    try:
+        os.chmod(handle.name, 0o644)  # temporary files are created private; results are meant to be shared
+        os.replace(handle.name, path)
+    except BaseException:
+        os.unlink(handle.name)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def clean_floats(value: Any) -> Any:
+    """Replace NaN and infinities (not valid JSON) with None, recursively."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: clean_floats(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_floats(v) for v in value]
+    return value
+
+
+def validate(data: Any, source: str) -> dict[str, Any]:
+    """Check the parts of a results record that reports rely on; raise one clear line otherwise."""
+    if not isinstance(data, dict):
+        raise UsageError(f"{source}: expected a JSON object at the top level, found {type(data).__name__}")
+    if data.get("schema") != SCHEMA:
+        raise UsageError(f"{source}: not a tbench results file (missing \"schema\": \"{SCHEMA}\")")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise UsageError(f"{source}: schema_version {version!r} is not supported by this tbench (expects {SCHEMA_VERSION})")
+    cells = data.get("cells")
+    if not isinstance(cells, list):
+        raise UsageError(f"{source}: key 'cells' must be a list of cell records")
+    for index, cell in enumerate(cells):
+        if not isinstance(cell, dict):
+            raise UsageError(f"{source}: cells[{index}] must be an object")
+        missing = [key for key in REQUIRED_CELL_KEYS if key not in cell]
+        if missing:
+            raise UsageError(f"{source}: cells[{index}] lacks {', '.join(missing)}")
+        if cell["status"] not in STATUSES:
+            raise UsageError(f"{source}: cells[{index}].status is {cell['status']!r}; expected one of {', '.join(STATUSES)}")
+        if cell["status"] == "ok":
+            for key in ("measurements", "quality", "headline"):
+                if not isinstance(cell.get(key), dict):
+                    raise UsageError(f"{source}: cells[{index}] ({cell['task']}/{cell['method']}) has status ok but no '{key}' object")
+    for key in ("environment", "run"):
+        if not isinstance(data.get(key), dict):
+            raise UsageError(f"{source}: key '{key}' must be an object")
+    return data
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """Read and validate results.json (or a run directory containing it)."""
+    if path.is_dir():
+        path = path / "results.json"
+    if not path.exists():
+        raise UsageError(f"{path}: no such file; point at a run directory made by `tbench run`")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
+                         "the file was truncated or edited; re-run `tbench run` with the same --out to rebuild it") from None
+    return validate(data, str(path))
+
+
+def selected_cells(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The cells a report shows: every cell, except sweep trials that were not chosen."""
+    return [c for c in data["cells"] if c.get("selected", True)]
+
+
+def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None, int]:
+    present = [v for v in values if v is not None]
+    if not present:
+        return None, None, 0
+    return statistics.fmean(present), (statistics.stdev(present) if len(present) > 1 else 0.0), len(present)
+
+
+CSV_COLUMNS = [
+    "task", "method", "seed", "trial", "status", "error", "headline_metric", "headline_value",
+    "trainable_params", "total_params", "trainable_percent", "final_train_loss", "final_val_loss", "val_perplexity",
+    "train_seconds", "median_step_seconds", "tokens_per_second", "train_peak_bytes", "eval_peak_bytes",
+    "baseline_bytes", "saved_bytes", "generation_seconds_per_example", "latency_seconds", "eval_examples", "steps",
+    "learning_rate",
+]
+
+
+def peak_bytes(measurements: dict[str, Any], phase: str) -> int | None:
+    """A phase's peak memory: CUDA max allocated on a GPU, else the process's peak resident memory."""
+    memory = measurements.get("memory") or {}
+    if memory.get("device_type") == "cuda":
+        return memory.get(f"{phase}_peak_allocated_bytes")
+    return memory.get(f"{phase}_peak_rss_bytes")
+
+
+def csv_text(data: dict[str, Any]) -> str:
+    """One row per cell, with the metrics flattened after the fixed columns."""
+    metric_names = sorted({name for c in data["cells"] for name in (c.get("quality") or {})})
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS + [f"quality_{m}" for m in metric_names])
+    for cell in data["cells"]:
+        m = cell.get("measurements") or {}
+        memory = m.get("memory") or {}
+        row = {
+            "task": cell["task"], "method": cell["method"], "seed": cell["seed"], "trial": cell.get("trial", ""),
+            "status": cell["status"], "error": cell.get("error") or "",
+            "headline_metric": (cell.get("headline") or {}).get("metric"),
+            "headline_value": (cell.get("headline") or {}).get("value"),
+            "train_peak_bytes": peak_bytes(m, "train"), "eval_peak_bytes": peak_bytes(m, "eval"),
+            "baseline_bytes": memory.get("cuda_baseline_allocated_bytes", memory.get("cpu_baseline_rss_bytes")),
+            "learning_rate": (cell.get("method_config") or {}).get("learning_rate"),
+        }
+        for key in CSV_COLUMNS:
+            if key not in row:
+                row[key] = m.get(key)
+        writer.writerow([_csv_value(row[k]) for k in CSV_COLUMNS] + [_csv_value((cell.get("quality") or {}).get(n)) for n in metric_names])
+    return out.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value

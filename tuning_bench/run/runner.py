@@ -1,0 +1,348 @@
+"""A run: plan the grid of cells, skip the ones already done, execute the rest, assemble the results.
+
+Finished cells are stored one file each under ``OUT/cells/`` keyed by everything that affects their
+result, so a second invocation runs nothing, ``--force`` runs everything again, and an interrupted
+run resumes with only the missing cells.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import fcntl
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuning_bench import __version__
+from tuning_bench.engine.cell import CellSpec
+from tuning_bench.api.errors import UsageError
+from tuning_bench.run.executor import CellJob, Executor, InProcessExecutor, LocalExecutor
+from tuning_bench.host.lookup import resolve_model, resolve_task
+from tuning_bench.engine.measure import package_versions
+from tuning_bench.api.model import ModelSource
+from tuning_bench.api.options import resolve_options
+from tuning_bench.host.plugins import Catalog, extra_modules
+from tuning_bench.run.results import SCHEMA, SCHEMA_VERSION, clean_floats, csv_text, write_json
+from tuning_bench.run.settings import SWEEPS, RunSettings
+from tuning_bench.api.task import Task
+
+
+class Interrupted(Exception):
+    """The run was stopped (Ctrl-C or SIGTERM); finished cells are saved."""
+
+    def __init__(self, finished: int, total: int):
+        super().__init__(f"interrupted: {finished} of {total} cells are finished and saved")
+        self.finished = finished
+        self.total = total
+
+
+@dataclass
+class Plan:
+    """A validated run: the cells to run and the context they share."""
+
+    settings: RunSettings
+    out_dir: Path
+    tasks: dict[str, Task]
+    source: ModelSource
+    jobs: list[CellJob]
+    method_configs: dict[str, dict[str, Any]]
+    sweep: dict[str, Any] | None
+    command: str = ""
+    task_fingerprints: dict[str, str] = field(default_factory=dict)
+
+
+def _resolve_device(requested: str, precision: str) -> tuple[str, str]:
+    import torch
+
+    if requested == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif requested == "cpu" or requested.startswith("cuda"):
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise UsageError(f"--device {requested}: no CUDA device is available here; use --device cpu or auto")
+        device = requested
+    else:
+        raise UsageError(f"--device {requested}: expected auto, cpu, cuda or cuda:N")
+    if precision == "auto":
+        precision = "bf16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "bf16" and device == "cpu":
+        raise UsageError("--precision bf16 needs a CUDA device (bf16 matmuls are ~50x slower than fp32 on this CPU); use fp32")
+    return device, precision
+
+
+def _cell_key(spec: CellSpec, task_fingerprint: str, model_fingerprint: str) -> str:
+    import hashlib
+
+    config = spec.to_dict()
+    for unrelated in ("plugin_modules", "samples", "keep"):  # these change what is printed or kept, not the result
+        config.pop(unrelated)
+    blob = json.dumps({"cell": config, "task": task_fingerprint, "model": model_fingerprint,
+                       "versions": package_versions(), "tuning_bench": __version__}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan:
+    """Validate every name, option and number, and lay out the cells; raises UsageError before any work."""
+    methods = settings.methods or catalog.methods.names()
+    for name in methods:
+        catalog.methods.get(name)  # unknown names fail here, with suggestions
+    for name in settings.options:
+        if name not in methods:
+            if name not in catalog.methods:
+                catalog.methods.get(name)
+            raise UsageError(f"--set {name}.…: method '{name}' is not part of this run (methods: {', '.join(methods)})")
+    method_configs = {
+        name: resolve_options(name, catalog.methods.get(name).options, settings.options.get(name, {}))
+        for name in methods
+    }
+    task_names = list(settings.tasks) + list(settings.task_files)
+    if not task_names:
+        raise UsageError("no task to run: give --tasks NAME[,NAME] or --task-file FILE.yaml")
+    tasks = {name: resolve_task(catalog, name) for name in task_names}
+    source = resolve_model(catalog, settings.model, settings.trust_remote_code)
+    device, precision = _resolve_device(settings.device, settings.precision)
+    sweep = None
+    if settings.sweep:
+        parameter, factors = SWEEPS[settings.sweep]
+        sweep = {"name": settings.sweep, "parameter": parameter, "factors": list(factors)}
+    out_dir = Path(settings.out)
+    task_fingerprints = {name: task.fingerprint() for name, task in tasks.items()}
+    model_fingerprint = source.fingerprint()
+    token_cache = out_dir / ".cache"
+    jobs = []
+    for task_name in task_names:
+        for method_name in methods:
+            method = catalog.methods.get(method_name)
+            trials: list[tuple[str, dict[str, Any]]] = [("", method_configs[method_name])]
+            if sweep and method.trains:
+                base = method_configs[method_name][sweep["parameter"]]
+                trials = [(f"{sweep['parameter']}={base * f:.3g}", {**method_configs[method_name], sweep["parameter"]: float(f"{base * f:.3g}")})
+                          for f in sweep["factors"]]
+            for seed in settings.seeds:
+                for trial, config in trials:
+                    spec = CellSpec(
+                        task=task_name, method=method_name, seed=seed, model=settings.model, method_config=config,
+                        steps=settings.steps, batch_size=settings.batch_size, eval_examples=settings.eval_examples,
+                        val_examples=settings.val_examples,
+                        val_every=settings.val_every or max(1, settings.steps // 2),
+                        eval_batch_size=settings.eval_batch_size, device=device, precision=precision,
+                        threads=settings.threads, max_length=settings.max_length, prompt_format=settings.prompt_format,
+                        keep=settings.keep, trust_remote_code=settings.trust_remote_code, samples=settings.samples,
+                        latency=settings.latency, max_new_tokens=settings.max_new_tokens,
+                        plugin_modules=extra_modules(), trial=trial,
+                    )
+                    key = _cell_key(spec, task_fingerprints[task_name], model_fingerprint)
+                    jobs.append(CellJob(spec, key, out_dir / "cells" / key, token_cache))
+    return Plan(settings, out_dir, tasks, source, jobs, method_configs, sweep, command, task_fingerprints)
+
+
+class OutputLock:
+    """An exclusive lock on the output directory, so two runs never write the same results."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+        self.handle = None
+
+    def __enter__(self) -> OutputLock:
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.out_dir / ".tbench-write-test"
+            probe.write_text("")
+            probe.unlink()
+            self.handle = open(self.out_dir / ".tbench.lock", "a+")
+        except OSError as exc:
+            raise UsageError(f"cannot write to output directory {self.out_dir} ({exc.strerror}); choose another with --out") from None
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "unknown"
+            self.handle.close()
+            raise UsageError(f"output directory {self.out_dir} is in use by another tbench run (pid {holder}); "
+                             "wait for it to finish or choose another --out") from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(str(os.getpid()))
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.handle:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+
+
+def _record_path(job: CellJob) -> Path:
+    return job.cell_dir.parent / f"{job.key}.json"
+
+
+def _read_record(job: CellJob) -> dict[str, Any] | None:
+    path = _record_path(job)
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # a damaged record is treated as missing: the cell runs again
+    return record if isinstance(record, dict) and record.get("status") in ("ok", "failed", "not_applicable") else None
+
+
+def _select_sweep(plan: Plan, records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pick, per task and method, the trial with the lowest mean final validation loss over seeds."""
+    summaries = []
+    groups: dict[tuple[str, str], dict[str, list[CellJob]]] = {}
+    for job in plan.jobs:
+        groups.setdefault((job.spec.task, job.spec.method), {}).setdefault(job.spec.trial, []).append(job)
+    for (task, method), trials in groups.items():
+        tried = []
+        for trial, jobs in trials.items():
+            losses = [((records.get(j.key) or {}).get("measurements") or {}).get("final_val_loss") for j in jobs]
+            ok = [v for v in losses if v is not None]
+            value = jobs[0].spec.method_config.get(plan.sweep["parameter"]) if trial else None
+            tried.append({"trial": trial, "value": value, "mean_val_loss": statistics.fmean(ok) if ok else None,
+                          "cells_ok": len(ok)})
+        scored = [t for t in tried if t["mean_val_loss"] is not None]
+        chosen = min(scored, key=lambda t: t["mean_val_loss"])["trial"] if scored else tried[0]["trial"]
+        for trial, jobs in trials.items():
+            for job in jobs:
+                if job.key in records:
+                    records[job.key]["selected"] = trial == chosen
+        summaries.append({"task": task, "method": method, "parameter": plan.sweep["parameter"], "tried": tried,
+                          "chosen": chosen, "selected_by": "lowest mean final validation loss over seeds"})
+    return summaries
+
+
+def assemble(plan: Plan, records: dict[str, dict[str, Any]], cached: set[str], wall_seconds: float,
+             interrupted: bool = False) -> dict[str, Any]:
+    """The results.json document for the plan, from the records finished so far."""
+    import torch
+
+    from tuning_bench.engine.measure import environment
+
+    sweep = _select_sweep(plan, records) if plan.sweep else None
+    cells = []
+    for job in plan.jobs:
+        record = records.get(job.key)
+        if record is not None:
+            cells.append({**record, "key": job.key, "cached": job.key in cached})
+    first_env = next((c.get("environment") for c in cells if c.get("environment")), None)
+    device = torch.device(plan.jobs[0].spec.device if plan.jobs else "cpu")
+    s = plan.settings
+    return clean_floats({
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": plan.command,
+        "interrupted": interrupted,
+        "pending": [job.spec.label for job in plan.jobs if job.key not in records],
+        "run": {
+            "model": s.model, "model_fingerprint": plan.source.fingerprint(),
+            "tasks": list(plan.tasks), "task_fingerprints": plan.task_fingerprints,
+            "methods": list(plan.method_configs), "seeds": s.seeds, "steps": s.steps, "batch_size": s.batch_size,
+            "eval_examples": s.eval_examples, "val_examples": s.val_examples, "val_every": s.val_every,
+            "device": device.type, "precision": plan.jobs[0].spec.precision if plan.jobs else s.precision,
+            "prompt_format": s.prompt_format, "max_length": s.max_length, "executor": s.executor,
+            "method_configs": plan.method_configs, "sweep": plan.sweep, "wall_seconds": wall_seconds,
+            "cells_total": len(plan.jobs), "cells_cached": len(cached & set(records)),
+        },
+        "environment": first_env or environment(device),
+        "tasks": {name: task.summary() for name, task in plan.tasks.items()},
+        "sweep": sweep,
+        "cells": cells,
+    })
+
+
+def write_outputs(out_dir: Path, data: dict[str, Any], reports: bool = True) -> None:
+    """results.json, results.csv and (unless a run is still going) the reports."""
+    from tuning_bench.run.results import atomic_write_text
+
+    write_json(out_dir / "results.json", data)
+    atomic_write_text(out_dir / "results.csv", csv_text(data))
+    if reports:
+        from tuning_bench.report import write_reports
+
+        write_reports(out_dir, data)
+
+
+def make_executor(name: str) -> Executor:
+    return InProcessExecutor() if name == "in-process" else LocalExecutor()
+
+
+class RunView:
+    """What a run reports as it goes; the CLI passes a rich live view, tests a silent one."""
+
+    def prepare(self, plan: Plan, todo: list[CellJob], done: list[CellJob]) -> None: ...
+    def start(self, job: CellJob, index: int, total: int) -> None: ...
+    def event(self, job: CellJob, event: dict[str, Any]) -> None: ...
+    def finish(self, job: CellJob, record: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
+
+
+def execute(plan: Plan, executor: Executor | None = None, view: RunView | None = None, force: bool = False,
+            prepare_model: bool = True) -> dict[str, Any]:
+    """Run the plan's missing cells and write results.json, results.csv and the reports."""
+    view = view or RunView()
+    executor = executor or make_executor(plan.settings.executor)
+    started = time.perf_counter()
+    with OutputLock(plan.out_dir):
+        records: dict[str, dict[str, Any]] = {}
+        cached: set[str] = set()
+        todo: list[CellJob] = []
+        for job in plan.jobs:
+            record = None if force else _read_record(job)
+            if record is not None:
+                records[job.key] = record
+                cached.add(job.key)
+            else:
+                todo.append(job)
+        view.prepare(plan, todo, [j for j in plan.jobs if j.key in cached])
+        if todo and hasattr(executor, "start"):
+            executor.start()
+        if todo and prepare_model:
+            plan.source.prepare()  # fetch and verify once, in this process, before any cell loads
+        results = executor.run(todo, view.event)
+        try:
+            for index, (job, record) in enumerate(_started(results, todo, view)):
+                records[job.key] = record
+                write_json(_record_path(job), clean_floats(record))
+                view.finish(job, record)
+                if index + 1 < len(todo):  # keep results.json current, so an interrupted run leaves a valid file
+                    write_outputs(plan.out_dir, assemble(plan, records, cached, time.perf_counter() - started), reports=False)
+        except KeyboardInterrupt:
+            results.close()
+            view.close()
+            data = assemble(plan, records, cached, time.perf_counter() - started, interrupted=True)
+            write_outputs(plan.out_dir, data, reports=False)
+            raise Interrupted(len(records), len(plan.jobs)) from None
+        view.close()
+        data = assemble(plan, records, cached, time.perf_counter() - started)
+        write_outputs(plan.out_dir, data)
+        return data
+
+
+def _started(results, todo: list[CellJob], view: RunView):
+    """Tell the view when each cell starts (the executor runs them in order) and pass results through."""
+    total = len(todo)
+    if total:
+        view.start(todo[0], 0, total)
+    for index, item in enumerate(results):
+        yield item
+        if index + 1 < total:
+            view.start(todo[index + 1], index + 1, total)
+
+
+def failed_cells(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in data["cells"] if c["status"] == "failed"]
+
+
+def print_failures(data: dict[str, Any], out: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> None:
+    for cell in failed_cells(data):
+        out(f"failed: {cell['task']}/{cell['method']}/seed {cell['seed']}: {cell['error']}")
