@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from tuning_bench.api.kinds import ModelKind, TaskKind
@@ -21,7 +21,6 @@ class LoadedModel:
     kind: ModelKind
     name: str
     fingerprint: str
-    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def chat(self) -> bool:

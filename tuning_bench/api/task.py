@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +98,3 @@ def label_index(task: Task, example: Example) -> int:
     """The position of an example's label in ``task.labels`` (classification tasks)."""
     return task.labels.index(task.render_target(example))
 
-
-def fields_used(task: Task) -> Sequence[str]:
-    """Every field the task's templates refer to."""
-    return sorted(set(template_fields(task.input_template)) | set(template_fields(task.target_template)))

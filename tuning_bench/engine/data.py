@@ -74,11 +74,10 @@ def encode_task(
     fmt: PromptFormat | None,
     shots: Sequence[tuple[str, str]],
     max_length: int,
-    use_instruction: bool = True,
 ) -> EncodedSplits:
     """Tokenize every split of a task for one model and one prompt context."""
     splits: dict[str, list[Encoded]] = {}
-    instruction = task.instruction if use_instruction else ""
+    instruction = task.instruction
     for name, examples in task.splits().items():
         if kind is ModelKind.ENCODER:
             splits[name] = [_encode_encoder(tokenizer, task, ex, max_length) for ex in examples]
