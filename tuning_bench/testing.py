@@ -45,13 +45,20 @@ def _tokenizer_object(kind: str, vocab_size: int):
             show_progress=False,
         )
     else:
-        tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        # Built by hand, not by WordPieceTrainer: that trainer breaks ties between equally frequent merges
+        # in hash order, which differs from process to process, so the tiny BERT's vocabulary (and every
+        # loss measured on it) changed between test runs.
+        normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+        words = sorted({word for line in _CORPUS
+                        for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(line))})
+        chars = sorted({c for word in words for c in word})
+        tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars)]
+        tokens += [w for w in words if w not in tokens][: max(0, vocab_size - len(tokens))]
+        tokenizer = Tokenizer(models.WordPiece({t: i for i, t in enumerate(tokens)}, unk_token="[UNK]"))
+        tokenizer.normalizer = normalizer
+        tokenizer.pre_tokenizer = pre_tokenizer
         tokenizer.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(
-            vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], show_progress=False
-        )
+        return tokenizer.to_str()
     tokenizer.train_from_iterator(_CORPUS * 4, trainer=trainer)
     return tokenizer.to_str()
 
@@ -142,7 +149,7 @@ class TinyBert(ModelSource):
         return LoadedModel(tiny_bert(tokenizer, labels), tokenizer, self.kind, self.name, self.fingerprint())
 
     def fingerprint(self) -> str:
-        return "tiny-bert:v1"
+        return "tiny-bert:v2"  # v2: a vocabulary that is the same in every process
 
 
 @hookimpl

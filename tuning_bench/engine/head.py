@@ -1,0 +1,23 @@
+"""The classification head of an encoder: new for every task, so the engine trains it for every method."""
+
+from __future__ import annotations
+
+from typing import Any
+
+HEAD_NAMES = ("classifier", "score")  # BERT-style and Llama-style sequence-classification heads
+
+
+def unfreeze_head(model: Any) -> list[str]:
+    """Set ``requires_grad`` on the sequence-classification head; returns the names of the tensors unfrozen.
+
+    Leaves the model alone when PEFT already trains a copy of the head (``modules_to_save``): unfreezing
+    the wrapped original too would train it twice over.
+    """
+    if any(name.endswith("modules_to_save") for name, _ in model.named_modules()):
+        return []
+    unfrozen = []
+    for name, parameter in model.named_parameters():
+        if set(name.split(".")[:-1]) & set(HEAD_NAMES) and not parameter.requires_grad:
+            parameter.requires_grad_(True)
+            unfrozen.append(name)
+    return unfrozen
