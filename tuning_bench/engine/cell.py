@@ -141,11 +141,9 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     data = _prepare_data(spec, task, method, config, loaded, token_cache, emit)
 
     _set_determinism(spec.seed)
-    adapted = method.adapt(loaded, task, config)
-    if method.trains and loaded.kind is ModelKind.ENCODER:
-        from tuning_bench.engine.head import unfreeze_head
+    from tuning_bench.engine.head import adapt_for_training
 
-        unfreeze_head(adapted)  # the engine trains every method's new classification head (Method docstring)
+    adapted = adapt_for_training(method, loaded, task, config)  # the engine trains an encoder's new head
     adapted.to(device)
     from tuning_bench.engine.measure import MemoryProbe
     from tuning_bench.engine.trainer import make_feeder

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tuning_bench.api.kinds import ModelKind
+
 HEAD_NAMES = ("classifier", "score")  # BERT-style and Llama-style sequence-classification heads
 
 
@@ -21,3 +23,11 @@ def unfreeze_head(model: Any) -> list[str]:
             parameter.requires_grad_(True)
             unfrozen.append(name)
     return unfrozen
+
+
+def adapt_for_training(method: Any, loaded: Any, task: Any, config: Any) -> Any:
+    """``method.adapt``, then the engine's part: on an encoder, a trained method also trains the head."""
+    adapted = method.adapt(loaded, task, config)
+    if method.trains and loaded.kind is ModelKind.ENCODER:
+        unfreeze_head(adapted)
+    return adapted
