@@ -1,7 +1,7 @@
 """Full fine-tuning: every weight of the model is trained."""
 
 from tuning_bench import Method, hookimpl
-from tuning_bench.api.method import learning_rate
+from tuning_bench.api.method import FULL_MODEL, learning_rate
 
 
 class FineTune(Method):
@@ -17,6 +17,13 @@ class FineTune(Method):
         for parameter in loaded.model.parameters():
             parameter.requires_grad_(True)
         return loaded.model
+
+    def save_state(self, adapted, directory):
+        adapted.save_pretrained(directory)  # the whole model, loadable without tbench
+        return FULL_MODEL
+
+    def load_state(self, loaded, task, config, directory):
+        return type(loaded.model).from_pretrained(directory)
 
 
 @hookimpl

@@ -1,10 +1,11 @@
 """IA3: trainable vectors that rescale keys, values and feed-forward activations; weights frozen."""
 
-from tuning_bench import Method, Option, hookimpl
+from tuning_bench import Option, hookimpl
 from tuning_bench.api.method import learning_rate, peft_task_type
+from tuning_bench.api.peft_method import PeftMethod
 
 
-class IA3(Method):
+class IA3(PeftMethod):
     name = "ia3"
     description = "IA3: learn scaling vectors for keys, values and feed-forward activations; weights frozen."
     paper = "Liu et al. 2022, Few-Shot Parameter-Efficient Fine-Tuning is Better and Cheaper than In-Context Learning"
@@ -17,15 +18,14 @@ class IA3(Method):
                             "(T-Few) used 3e-3 with Adafactor over 1000 steps"),
     )
 
-    def adapt(self, loaded, task, config):
-        from peft import IA3Config, get_peft_model  # imported here: listing methods must not load torch
+    def peft_config(self, loaded, task, config):
+        from peft import IA3Config  # imported here: listing methods must not load torch
 
-        peft_config = IA3Config(
+        return IA3Config(
             task_type=peft_task_type(loaded),
             target_modules=config["target_modules"] or None,
             feedforward_modules=config["feedforward_modules"] or None,
         )
-        return get_peft_model(loaded.model, peft_config)
 
 
 @hookimpl

@@ -1,10 +1,11 @@
 """LoRA: trainable low-rank updates to chosen weight matrices; the original weights stay frozen."""
 
-from tuning_bench import Method, Option, hookimpl
+from tuning_bench import Option, hookimpl
 from tuning_bench.api.method import learning_rate, peft_task_type
+from tuning_bench.api.peft_method import PeftMethod
 
 
-class LoRA(Method):
+class LoRA(PeftMethod):
     name = "lora"
     description = "LoRA: learn rank-r updates B·A to attention projections; original weights frozen."
     paper = "Hu et al. 2021, LoRA: Low-Rank Adaptation of Large Language Models"
@@ -22,17 +23,16 @@ class LoRA(Method):
                             "used 2e-4 over 5 epochs (GPT-2)"),
     )
 
-    def adapt(self, loaded, task, config):
-        from peft import LoraConfig, get_peft_model  # imported here: listing methods must not load torch
+    def peft_config(self, loaded, task, config):
+        from peft import LoraConfig  # imported here: listing methods must not load torch
 
-        peft_config = LoraConfig(
+        return LoraConfig(
             task_type=peft_task_type(loaded),
             r=config["r"],
             lora_alpha=config["alpha"],
             lora_dropout=config["dropout"],
             target_modules=config["target_modules"] or None,
         )
-        return get_peft_model(loaded.model, peft_config)
 
 
 @hookimpl

@@ -1,10 +1,11 @@
 """Prefix tuning: trainable key/value prefixes in every attention layer; the model stays frozen."""
 
-from tuning_bench import Method, Option, hookimpl
+from tuning_bench import Option, hookimpl
 from tuning_bench.api.method import learning_rate, peft_task_type
+from tuning_bench.api.peft_method import PeftMethod
 
 
-class PrefixTuning(Method):
+class PrefixTuning(PeftMethod):
     name = "prefix"
     description = "Prefix tuning: learn per-layer key/value prefixes, optionally through an MLP; model frozen."
     paper = "Li & Liang 2021, Prefix-Tuning: Optimizing Continuous Prompts for Generation"
@@ -19,16 +20,15 @@ class PrefixTuning(Method):
                             "3.3e-3 was best; Li & Liang 2021 used 5e-5 over many epochs"),
     )
 
-    def adapt(self, loaded, task, config):
-        from peft import PrefixTuningConfig, get_peft_model  # imported here: listing methods must not load torch
+    def peft_config(self, loaded, task, config):
+        from peft import PrefixTuningConfig  # imported here: listing methods must not load torch
 
-        peft_config = PrefixTuningConfig(
+        return PrefixTuningConfig(
             task_type=peft_task_type(loaded),
             num_virtual_tokens=config["num_virtual_tokens"],
             prefix_projection=config["prefix_projection"],
             encoder_hidden_size=config["encoder_hidden_size"],
         )
-        return get_peft_model(loaded.model, peft_config)
 
 
 @hookimpl

@@ -1,13 +1,15 @@
 """Prompt tuning: a trainable soft prompt of virtual tokens in front of the input; the model stays frozen."""
 
-from tuning_bench import Method, Option, hookimpl
+from tuning_bench import Option, hookimpl
 from tuning_bench.api.method import learning_rate, peft_task_type
+from tuning_bench.api.peft_method import PeftMethod
 
 
-class PromptTuning(Method):
+class PromptTuning(PeftMethod):
     name = "prompt"
     description = "Prompt tuning: learn num_virtual_tokens soft-prompt embeddings; all model weights frozen."
     paper = "Lester, Al-Rfou & Constant 2021, The Power of Scale for Parameter-Efficient Prompt Tuning"
+    decoding = "soft-prompt"  # virtual tokens in front of the input: the engine's exact decoding loop
     options = (
         Option("num_virtual_tokens", int, 20, "Length of the soft prompt.", minimum=1, maximum=512,
                source="Lester et al. 2021: gains level off around 20 tokens"),
@@ -21,14 +23,16 @@ class PromptTuning(Method):
                             "rates far above weight fine-tuning"),
     )
 
-    def adapt(self, loaded, task, config):
-        from peft import PromptTuningConfig, PromptTuningInit, get_peft_model  # lazy: listing must not load torch
+    def peft_config(self, loaded, task, config):
+        from peft import PromptTuningConfig, PromptTuningInit  # imported here: listing methods must not load torch
 
         init = {"text": PromptTuningInit.RANDOM, "vocab": PromptTuningInit.SAMPLE_VOCAB,
                 "random": PromptTuningInit.RANDOM}[config["init"]]
-        peft_config = PromptTuningConfig(task_type=peft_task_type(loaded), num_virtual_tokens=config["num_virtual_tokens"],
-                                         prompt_tuning_init=init)
-        model = get_peft_model(loaded.model, peft_config)
+        return PromptTuningConfig(task_type=peft_task_type(loaded), num_virtual_tokens=config["num_virtual_tokens"],
+                                  prompt_tuning_init=init)
+
+    def adapt(self, loaded, task, config):
+        model = super().adapt(loaded, task, config)
         if config["init"] == "text":
             init_from_text(model, loaded.tokenizer, config["init_text"] or task.instruction or task.name)
         return model

@@ -1,13 +1,15 @@
 """P-tuning: virtual tokens produced by a small trainable prompt encoder; the model stays frozen."""
 
-from tuning_bench import Method, Option, hookimpl
+from tuning_bench import Option, hookimpl
 from tuning_bench.api.method import learning_rate, peft_task_type
+from tuning_bench.api.peft_method import PeftMethod
 
 
-class PTuning(Method):
+class PTuning(PeftMethod):
     name = "ptuning"
     description = "P-tuning: virtual-token embeddings from a trainable MLP prompt encoder; model frozen."
     paper = "Liu et al. 2021, GPT Understands, Too"
+    decoding = "soft-prompt"  # virtual tokens in front of the input: the engine's exact decoding loop
     options = (
         Option("num_virtual_tokens", int, 20, "Number of virtual tokens.", minimum=1, maximum=512,
                source="same length as prompt tuning here, for a like-for-like comparison"),
@@ -17,16 +19,15 @@ class PTuning(Method):
                             "within noise of each other"),
     )
 
-    def adapt(self, loaded, task, config):
-        from peft import PromptEncoderConfig, get_peft_model  # imported here: listing methods must not load torch
+    def peft_config(self, loaded, task, config):
+        from peft import PromptEncoderConfig  # imported here: listing methods must not load torch
 
-        peft_config = PromptEncoderConfig(
+        return PromptEncoderConfig(
             task_type=peft_task_type(loaded),
             num_virtual_tokens=config["num_virtual_tokens"],
             encoder_reparameterization_type="MLP",
             encoder_hidden_size=config["encoder_hidden_size"],
         )
-        return get_peft_model(loaded.model, peft_config)
 
 
 @hookimpl

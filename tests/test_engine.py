@@ -116,9 +116,9 @@ def test_long_sequences_are_truncated_and_counted(tiny, tmp_path):
     assert record["measurements"]["truncated_examples"] > 0
 
 
-def _settings(tokenizer, padded=True):
+def _settings(tokenizer, padded=True, decoding="generate"):
     return GenerationSettings(max_new_tokens=10, eos_ids=(tokenizer.eos_token_id,), pad_id=tokenizer.pad_token_id,
-                              batch_size=4, padded_batches=padded, device=torch.device("cpu"))
+                              batch_size=4, decoding=decoding if padded else "unpadded", device=torch.device("cpu"))
 
 
 def test_generate_matches_the_no_cache_reference_on_a_padded_batch():
@@ -156,9 +156,8 @@ def test_guard_catches_a_generate_that_drops_the_soft_prompt():
     with torch.no_grad():
         adapted.prompt_encoder["default"].embedding.weight.normal_(0, 1.0)  # a prompt that changes the output
     prompts = [tokenizer("Features: red mug").input_ids, tokenizer("Features: blue lamp").input_ids]
-    settings = _settings(tokenizer)
-    assert generation_guard(adapted, prompts, settings).passed
-    report = generation_guard(_DropsThePrompt(adapted, base), prompts, settings)
+    assert generation_guard(adapted, prompts, _settings(tokenizer, decoding="soft-prompt")).passed
+    report = generation_guard(_DropsThePrompt(adapted, base), prompts, _settings(tokenizer))
     assert not report.passed and "disagrees with a no-cache greedy reference" in report.detail
 
 
@@ -241,4 +240,4 @@ def test_peft_generate_is_inexact_for_padded_soft_prompts_and_the_engine_loop_is
             return adapted.generate(**kwargs)
 
     assert not generation_guard(PeftGenerate(), prompts, settings).passed
-    assert generation_guard(adapted, prompts, settings).passed
+    assert generation_guard(adapted, prompts, _settings(tokenizer, decoding="soft-prompt")).passed

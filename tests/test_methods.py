@@ -6,13 +6,10 @@ import pytest
 import torch
 
 from tuning_bench.engine.cell import CellSpec, run_cell
-from tuning_bench.engine.data import encode_task
 from tuning_bench.api.errors import UsageError
-from tuning_bench.api.kinds import ModelKind
 from tuning_bench.api.options import resolve_options
 from tuning_bench.host.plugins import load_catalog
-from tuning_bench.engine.prompting import resolve_format
-from tuning_bench.engine.trainer import TrainConfig, make_feeder, train
+from tuning_bench.testing import check_method
 
 TRAINABLE = ["prompt", "prefix", "ptuning", "lora", "ia3", "finetune"]
 HIDDEN, LAYERS, KV, FF, VOCAB = 32, 2, 16, 64, 400  # the tiny Llama of tuning_bench.testing
@@ -31,6 +28,12 @@ EXPECTED_TRAINABLE_LLAMA = {
 # Rates that move a random two-layer model within 40 steps (about ten times the defaults; the
 # prefix MLP diverges above its default on the tiny encoder).
 FAST_RATES = {"prompt": 0.3, "prefix": 1e-2, "ptuning": 1e-2, "lora": 1e-2, "ia3": 3e-2, "finetune": 5e-4}
+# PEFT stores prefix tuning's and P-tuning's prompt as computed by their MLP, not the MLP itself.
+SAVED = {"prefix": "derived", "ptuning": "derived"}
+
+# One row per (method, model, task): each runs the whole contract of tuning_bench.testing.check_method.
+CONTRACT_CASES = [(method, model, task) for method in TRAINABLE
+                  for model, task in [("tiny-llama", "tiny-gen"), ("tiny-bert", "tiny-cls")]]
 
 
 def _setup(method_name, model_name="tiny-llama", task_name="tiny-gen", overrides=None):
@@ -44,37 +47,19 @@ def _setup(method_name, model_name="tiny-llama", task_name="tiny-gen", overrides
     return catalog, method, task, loaded, config
 
 
-def _encode(task, loaded):
-    fmt = resolve_format(loaded.tokenizer) if loaded.kind is ModelKind.CAUSAL_LM else None
-    return encode_task(task, loaded.tokenizer, loaded.kind, fmt, [], 512)
-
-
-def _base_weights(loaded):
-    return {name: p.detach().clone() for name, p in loaded.model.named_parameters()}
-
-
-def _train(adapted, loaded, examples, learning_rate, steps=40):
-    feeder = make_feeder(adapted, loaded.kind, loaded.tokenizer.pad_token_id, torch.device("cpu"), None)
-    return train(adapted, examples, [], feeder, TrainConfig(steps=steps, batch_size=4, learning_rate=learning_rate, seed=0))
-
-
-@pytest.mark.parametrize("method_name", TRAINABLE)
-@pytest.mark.parametrize(("model_name", "task_name"), [("tiny-llama", "tiny-gen"), ("tiny-bert", "tiny-cls")])
-def test_method_learns_and_changes_only_its_parameters(method_name, model_name, task_name):
-    catalog, method, task, loaded, config = _setup(method_name, model_name, task_name)
-    before = _base_weights(loaded)
-    adapted = method.adapt(loaded, task, config)
-    examples = _encode(task, loaded).splits["train"][:4]  # one repeated batch: learnable by any method
-    log = _train(adapted, loaded, examples, FAST_RATES[method_name])
-    first, last = sum(log.train_loss[:3]) / 3, sum(log.train_loss[-3:]) / 3
-    assert last < 0.8 * first, f"{method_name}: loss {first:.3f} -> {last:.3f}"
-    changed = {name for name, p in loaded.model.named_parameters()
-               if name in before and not torch.equal(before[name], p.detach())}
+@pytest.mark.parametrize(("method_name", "model_name", "task_name"), CONTRACT_CASES,
+                         ids=[f"{model}-{task}-{method}" for method, model, task in CONTRACT_CASES])
+def test_method_keeps_the_contract(method_name, model_name, task_name):
+    method = load_catalog(["tuning_bench.testing"]).methods.get(method_name)
+    report = check_method(method, model_name, task_name, learning_rate=FAST_RATES[method_name],
+                          saved=SAVED.get(method_name, "trained"))
     if method_name == "finetune":
-        assert len(changed) > 0.5 * len(before)
+        assert report["state_kind"] == "full-model" and len(report["changed"]) > 0.5 * report["base_parameters"]
     else:
-        # PEFT keeps the original weights bit-identical; only a new classifier head may train (encoder)
-        assert all("classifier" in name for name in changed), sorted(changed)[:5]
+        # PEFT keeps every original weight bit-identical (it trains its own copy of an encoder's head)
+        assert report["state_kind"] == "peft-adapter" and report["changed"] == [], report["changed"][:5]
+    if model_name == "tiny-llama":
+        assert report["guard"]["passed"] and report["guard"]["checked_prompts"] == 3
 
 
 @pytest.mark.parametrize("method_name", list(EXPECTED_TRAINABLE_LLAMA) + ["finetune"])

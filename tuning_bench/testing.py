@@ -45,13 +45,20 @@ def _tokenizer_object(kind: str, vocab_size: int):
             show_progress=False,
         )
     else:
-        tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        # Built by hand, not by WordPieceTrainer: that trainer breaks ties between equally frequent merges
+        # in hash order, which differs from process to process, so the tiny BERT's vocabulary (and every
+        # loss measured on it) changed between test runs.
+        normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+        words = sorted({word for line in _CORPUS
+                        for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(line))})
+        chars = sorted({c for word in words for c in word})
+        tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars)]
+        tokens += [w for w in words if w not in tokens][: max(0, vocab_size - len(tokens))]
+        tokenizer = Tokenizer(models.WordPiece({t: i for i, t in enumerate(tokens)}, unk_token="[UNK]"))
+        tokenizer.normalizer = normalizer
+        tokenizer.pre_tokenizer = pre_tokenizer
         tokenizer.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(
-            vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], show_progress=False
-        )
+        return tokenizer.to_str()
     tokenizer.train_from_iterator(_CORPUS * 4, trainer=trainer)
     return tokenizer.to_str()
 
@@ -142,7 +149,7 @@ class TinyBert(ModelSource):
         return LoadedModel(tiny_bert(tokenizer, labels), tokenizer, self.kind, self.name, self.fingerprint())
 
     def fingerprint(self) -> str:
-        return "tiny-bert:v1"
+        return "tiny-bert:v2"  # v2: a vocabulary that is the same in every process
 
 
 @hookimpl
@@ -186,3 +193,116 @@ TINY_CLASSIFICATION = Task(
 def register_tasks(register):
     register(TINY_GENERATION)
     register(TINY_CLASSIFICATION)
+
+
+# Bytes a safetensors file may hold beyond its tensors: a JSON header naming each tensor with its
+# dtype, shape and offsets (~100 bytes each for names like model.layers.0.self_attn.q_proj.weight),
+# plus the format's metadata.
+METADATA_BYTES = 1024
+METADATA_BYTES_PER_TENSOR = 256
+
+_SOURCES = {"tiny-llama": TinyLlama, "tiny-bert": TinyBert}
+_TASKS = {"tiny-gen": TINY_GENERATION, "tiny-cls": TINY_CLASSIFICATION}
+
+
+def _weight_bytes(directory: Any) -> tuple[int, int]:
+    """Bytes of the ``*.safetensors`` files in ``directory``, and how many of them are headers (metadata)."""
+    files = list(directory.rglob("*.safetensors"))
+    headers = sum(8 + int.from_bytes(path.read_bytes()[:8], "little") for path in files)  # u64 length, then JSON
+    return sum(path.stat().st_size for path in files), headers
+
+
+def check_method(method: Any, model: str = "tiny-llama", task: str = "tiny-gen", *, learning_rate: float | None = None,
+                 options: dict[str, Any] | None = None, steps: int = 40, saved: str = "trained",
+                 directory: Any = None) -> dict[str, Any]:
+    """The contract every method keeps, checked on a tiny model; raises AssertionError naming what broke.
+
+    For a plugin's own tests: ``check_method(MyMethod(), "tiny-bert", "tiny-cls", learning_rate=1e-2)``.
+    It adapts the model as the engine does (an encoder's head trains too) and checks that:
+      - ``not_applicable_to`` accepts the tiny model;
+      - training one repeated batch for ``steps`` steps lowers the loss by 20 % or more (pass a
+        ``learning_rate`` that moves a random two-layer model that fast, often ~10x the default);
+      - every parameter that was frozen is bit-identical afterwards (the method changed only its own);
+      - ``save_state`` then ``load_state`` onto a freshly loaded model (other random weights for anything
+        the state fails to restore) gives the same outputs;
+      - the saved ``*.safetensors`` bytes equal the trained tensors' bytes plus the files' headers, which
+        stay within a small bound (``METADATA_BYTES`` + ``METADATA_BYTES_PER_TENSOR`` each) (``saved="derived"``: at most that, for PEFT methods that store tensors computed from
+        the trained ones, such as the prefix of a reparameterization MLP);
+      - on a causal LM, the generation guard passes with the method's declared ``decoding``.
+    ``directory``: where to write the state (a temporary folder by default). Returns the measured figures.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from tuning_bench.api.options import resolve_options
+    from tuning_bench.engine.data import encode_task
+    from tuning_bench.engine.generation import GenerationSettings, eos_ids_for, generation_guard, pick_guard_prompts
+    from tuning_bench.engine.head import adapt_for_training
+    from tuning_bench.engine.prompting import resolve_format
+    from tuning_bench.engine.trainer import TrainConfig, make_feeder, train
+
+    source, task_obj = _SOURCES[model](), _TASKS[task]
+    overrides = dict(options or {})
+    if learning_rate is not None:
+        overrides["learning_rate"] = learning_rate
+    config = resolve_options(method.name, method.options, overrides)
+    torch.manual_seed(0)
+    loaded = source.load(task_kind=task_obj.kind, labels=task_obj.labels)
+    reason = method.not_applicable_to(loaded, task_obj, config)
+    assert reason is None, f"{method.name} is not applicable to {model}: {reason}"
+    base = [(name, p, p.detach().clone()) for name, p in loaded.model.named_parameters()]
+    torch.manual_seed(0)
+    adapted = adapt_for_training(method, loaded, task_obj, config)
+    fmt = resolve_format(loaded.tokenizer) if loaded.kind is ModelKind.CAUSAL_LM else None
+    encoded = encode_task(task_obj, loaded.tokenizer, loaded.kind, fmt, [], 512)
+    feeder = make_feeder(adapted, loaded.kind, loaded.tokenizer.pad_token_id, torch.device("cpu"), None)
+    report: dict[str, Any] = {"first_loss": None, "last_loss": None}
+    if method.trains:
+        examples = encoded.splits["train"][:4]  # one repeated batch: learnable by any method
+        log = train(adapted, examples, [], feeder,
+                    TrainConfig(steps=steps, batch_size=4, learning_rate=config["learning_rate"], seed=0),
+                    param_groups=method.parameter_groups(adapted, config), step_hook=method.on_step)
+        first, last = sum(log.train_loss[:3]) / 3, sum(log.train_loss[-3:]) / 3
+        report.update(first_loss=first, last_loss=last)
+        assert last < 0.8 * first, f"{method.name} did not learn on {model}: loss {first:.3f} -> {last:.3f}"
+    frozen_changed = [name for name, p, copy in base if not p.requires_grad and not torch.equal(copy, p.detach())]
+    assert not frozen_changed, f"{method.name} changed frozen parameters: {frozen_changed[:5]}"
+    report["changed"] = [name for name, p, copy in base if not torch.equal(copy, p.detach())]
+    report["base_parameters"] = len(base)
+    trainable = [p for p in adapted.parameters() if p.requires_grad]
+    report["trained_bytes"] = sum(p.numel() * p.element_size() for p in trainable)
+
+    adapted.eval()
+    with tempfile.TemporaryDirectory() as scratch:
+        state_dir = Path(directory or scratch)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        report["state_kind"] = method.save_state(adapted, state_dir)
+        report["saved_bytes"], report["metadata_bytes"] = _weight_bytes(state_dir)
+        torch.manual_seed(1)  # other random weights: whatever the state does not restore shows up below
+        fresh = source.load(task_kind=task_obj.kind, labels=task_obj.labels)
+        reloaded = method.load_state(fresh, task_obj, config, state_dir).eval()
+    data_bytes = report["saved_bytes"] - report["metadata_bytes"]
+    assert report["metadata_bytes"] <= METADATA_BYTES + METADATA_BYTES_PER_TENSOR * max(len(trainable), 1), (
+        f"{method.name}: {report['metadata_bytes']} bytes of safetensors headers for {len(trainable)} tensors")
+    if saved == "trained" or not method.trains:
+        assert data_bytes == report["trained_bytes"], (
+            f"{method.name} saved {data_bytes} bytes of tensors for {report['trained_bytes']} trained bytes")
+    else:
+        assert 0 < data_bytes <= report["trained_bytes"], (
+            f"{method.name} saved {data_bytes} bytes of tensors for {report['trained_bytes']} trained bytes")
+    batch = feeder.batch(encoded.splits["test"][:4])
+    with torch.no_grad():
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        torch.testing.assert_close(reloaded(**inputs).logits, adapted(**inputs).logits, rtol=1e-5, atol=1e-5,
+                                   msg=lambda m: f"{method.name}: the reloaded state gives other outputs ({m})")
+
+    if loaded.kind is ModelKind.CAUSAL_LM:
+        settings = GenerationSettings(max_new_tokens=8, eos_ids=eos_ids_for(loaded.tokenizer, loaded.model, fmt.answer_end),
+                                      pad_id=loaded.tokenizer.pad_token_id, batch_size=4, decoding=method.decoding,
+                                      device=torch.device("cpu"))
+        guard = generation_guard(adapted, pick_guard_prompts([e.prompt_ids for e in encoded.splits["test"]], 3), settings)
+        assert guard.passed, f"{method.name}: {guard.detail}"
+        report["guard"] = guard.as_record()
+    return report

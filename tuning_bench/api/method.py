@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 from tuning_bench.api.kinds import ModelKind, TaskKind
@@ -11,9 +12,15 @@ from tuning_bench.api.model import LoadedModel
 from tuning_bench.api.options import Option
 from tuning_bench.api.task import Example, Task
 
+# The kinds of saved state the engine knows how to keep or delete (``--keep``); a method may name others.
+TRAINED_TENSORS = "trained-tensors"
+PROMPT_ONLY = "prompt-only"
+FULL_MODEL = "full-model"  # a whole copy of the model: deleted under --keep adapters
+TRAINED_TENSORS_FILE = "state.safetensors"
+
 
 class Method:
-    """A way of adapting a model. Subclasses are mostly their ``options``.
+    """A way of adapting a model. Subclasses are mostly their ``options`` and one ``adapt``.
 
     Class attributes:
       name, description: as shown by ``tbench methods`` (description is one line).
@@ -21,12 +28,25 @@ class Method:
       options: typed options with defaults; a trainable method has ``learning_rate`` among them.
       trains: False for hard-prompt baselines (no optimiser step; still measured).
       task_kinds, model_kinds: what the method supports; anything else is "not applicable".
-      padded_generation: whether greedy generation in left-padded batches matches generating each
-        prompt alone (the engine groups prompts of equal length when it does not).
+      decoding: how the engine generates with the adapted model: "generate" (the model's own
+        ``generate`` in left-padded batches), "unpadded" (``generate``, but only prompts of equal
+        length share a batch) or "soft-prompt" (the engine's own exact decoding loop, for models that
+        prepend virtual tokens: PEFT's ``generate`` shifts them in padded rows).
 
-    ``adapt`` returns the module to train and evaluate: a ``peft.PeftModel`` for PEFT methods (the
-    engine saves and reloads those in PEFT's format), or the model itself with ``requires_grad`` set.
-    ``context_examples`` returns worked examples shown in front of every input (few-shot prompting).
+    What a method may override, each with a default that suits a method which sets
+    ``requires_grad`` on some of the model's own parameters:
+      ``adapt``: the module to train and evaluate (required).
+      ``not_applicable_to``: a reason to skip the cell once the model is loaded (nothing to train).
+      ``parameter_groups`` and ``on_step``: optimiser groups (own learning rates) and a per-step hook.
+      ``save_state`` and ``load_state``: the trained state on disk; by default the tensors that require
+        grad as one safetensors file, so the saved size is what the method trains (``PeftMethod`` keeps
+        PEFT's adapter format).
+      ``context_examples``: worked examples shown in front of every input (few-shot prompting).
+
+    On an encoder (sequence classification) the engine, not the method, trains the new classification
+    head of every trained method: after ``adapt`` it unfreezes the modules named ``classifier`` or
+    ``score``, unless PEFT already trains a copy of them (``modules_to_save``). The head is therefore
+    part of the saved state.
     """
 
     name: ClassVar[str]
@@ -36,7 +56,7 @@ class Method:
     trains: ClassVar[bool] = True
     task_kinds: ClassVar[frozenset[TaskKind]] = frozenset(TaskKind)
     model_kinds: ClassVar[frozenset[ModelKind]] = frozenset(ModelKind)
-    padded_generation: ClassVar[bool] = True
+    decoding: ClassVar[str] = "generate"
 
     def not_applicable(self, task: Task, model_kind: ModelKind, config: Mapping[str, Any]) -> str | None:
         """Why this method cannot run on this task and model, or None when it can."""
@@ -57,6 +77,54 @@ class Method:
     def context_examples(self, task: Task, config: Mapping[str, Any], seed: int) -> list[Example]:
         """Worked examples to show before every input; none by default."""
         return []
+
+    def not_applicable_to(self, loaded: LoadedModel, task: Task, config: Mapping[str, Any]) -> str | None:
+        """Why this method cannot adapt this loaded model (e.g. it has none of the weights the method
+        trains), or None when it can. Checked after loading, before ``adapt``; a reason marks the cell
+        not applicable."""
+        return None
+
+    def parameter_groups(self, model: Any, config: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups (``torch.optim`` dicts: "params" and optionally "lr").
+
+        Default: one group of every parameter that requires grad, at the method's learning rate. A
+        method with its own rate for some tensors (LoRA+: a higher rate for B) returns several.
+        """
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": config["learning_rate"]}]
+
+    def on_step(self, model: Any, step: int, total: int) -> None:
+        """Called after each optimiser step (``step`` counts from 1 to ``total``), before gradients are
+        cleared, so a method can reshape itself while training (AdaLoRA's rank update). Default: nothing."""
+
+    def save_state(self, adapted: Any, directory: Path) -> str:
+        """Write what the method trained into ``directory`` (which exists) and return the state's kind.
+
+        Default: the tensors that require grad, in ``state.safetensors`` with small metadata
+        (kind "trained-tensors"); nothing for a method that does not train (kind "prompt-only": the
+        engine saves the prompt context of every state).
+        """
+        if not self.trains:
+            return PROMPT_ONLY
+        from safetensors.torch import save_file
+
+        tensors = {name: p.detach().contiguous().cpu() for name, p in adapted.named_parameters() if p.requires_grad}
+        save_file(tensors, str(directory / TRAINED_TENSORS_FILE), metadata={"format": "tbench-trained-tensors",
+                                                                            "method": self.name})
+        return TRAINED_TENSORS
+
+    def load_state(self, loaded: LoadedModel, task: Task, config: Mapping[str, Any], directory: Path) -> Any:
+        """Rebuild the trained model from a fresh ``loaded`` base model and ``directory`` (the inverse of
+        ``save_state``). Default: ``adapt`` again, then put the saved tensors in place."""
+        adapted = self.adapt(loaded, task, config)
+        if not self.trains:
+            return adapted
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(directory / TRAINED_TENSORS_FILE))
+        unexpected = adapted.load_state_dict(tensors, strict=False).unexpected_keys
+        if unexpected:
+            raise ValueError(f"the saved state of {self.name} has tensors this model lacks: {', '.join(unexpected[:3])}")
+        return adapted
 
     @classmethod
     def option(cls, name: str) -> Option:

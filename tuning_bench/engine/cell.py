@@ -135,10 +135,15 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     load_start = time.perf_counter()
     loaded = source.load(task_kind=task.kind, labels=task.labels, trust_remote_code=spec.trust_remote_code)
     load_seconds = time.perf_counter() - load_start
+    reason = method.not_applicable_to(loaded, task, config)
+    if reason:
+        return {"status": "not_applicable", "error": reason}
     data = _prepare_data(spec, task, method, config, loaded, token_cache, emit)
 
     _set_determinism(spec.seed)
-    adapted = method.adapt(loaded, task, config)
+    from tuning_bench.engine.head import adapt_for_training
+
+    adapted = adapt_for_training(method, loaded, task, config)  # the engine trains an encoder's new head
     adapted.to(device)
     from tuning_bench.engine.measure import MemoryProbe
     from tuning_bench.engine.trainer import make_feeder
@@ -152,7 +157,7 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
 
     from tuning_bench.engine.state import save_state
 
-    state = save_state(adapted, method.trains, spec.keep, cell_dir / "state", data.prompt_record)
+    state = save_state(method, adapted, spec.keep, cell_dir / "state", data.prompt_record)
     return _record(spec, task, loaded, adapted, config, data, log, evaluation, state, probe.finish(), load_seconds)
 
 
@@ -223,7 +228,8 @@ def _train_phase(spec: CellSpec, method: Any, config: dict[str, Any], adapted: A
                                seed=spec.seed, val_every=spec.val_every)
     try:
         log = train(adapted, data.train, data.validation, feeder, train_config,
-                    on_step=lambda step, loss: emit({"event": "step", "step": step, "total": spec.steps, "loss": loss}))
+                    on_step=lambda step, loss: emit({"event": "step", "step": step, "total": spec.steps, "loss": loss}),
+                    param_groups=method.parameter_groups(adapted, config), step_hook=method.on_step)
     except NonFiniteLoss as exc:
         raise CellFailed(str(exc)) from None
     probe.stop("train")
@@ -264,7 +270,7 @@ def _evaluate_phase(spec: CellSpec, task: Any, method: Any, loaded: Any, adapted
         settings = GenerationSettings(
             max_new_tokens=spec.max_new_tokens or task.max_new_tokens,
             eos_ids=eos_ids_for(tokenizer, loaded.model, data.fmt.answer_end), pad_id=tokenizer.pad_token_id,
-            batch_size=spec.eval_batch_size, padded_batches=method.padded_generation, device=feeder.device,
+            batch_size=spec.eval_batch_size, decoding=method.decoding, device=feeder.device,
             autocast_dtype=feeder.autocast_dtype)
         report = generation_guard(adapted, pick_guard_prompts([e.prompt_ids for e in data.test], spec.guard_prompts),
                                   settings)

@@ -24,7 +24,7 @@ class GenerationSettings:
     eos_ids: tuple[int, ...]
     pad_id: int
     batch_size: int
-    padded_batches: bool  # False: only prompts of equal length share a batch (no padding at all)
+    decoding: str  # the method's ``Method.decoding``: "generate", "unpadded" or "soft-prompt"
     device: torch.device
     autocast_dtype: torch.dtype | None = None
 
@@ -61,7 +61,7 @@ def _cut(tokens: list[int], eos_ids: Sequence[int]) -> list[int]:
 def batches_for(prompts: Sequence[Sequence[int]], settings: GenerationSettings) -> list[list[int]]:
     """Index batches: length-sorted, and without padding when the method needs it."""
     lengths = [len(p) for p in prompts]
-    if settings.padded_batches:
+    if settings.decoding != "unpadded":
         return sequential_batches(lengths, settings.batch_size)
     groups: dict[int, list[int]] = {}
     for index, length in enumerate(lengths):
@@ -77,12 +77,6 @@ def _left_padded(prompts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.T
         input_ids[row, width - len(prompt):] = torch.tensor(list(prompt))
         attention[row, width - len(prompt):] = 1
     return input_ids, attention
-
-
-def _soft_prompt_model(model: Any) -> bool:
-    """Whether ``model`` prepends virtual-token embeddings to the input (prompt tuning, P-tuning)."""
-    config = getattr(model, "active_peft_config", None)
-    return config is not None and str(getattr(config, "peft_type", "")).endswith(("PROMPT_TUNING", "P_TUNING"))
 
 
 @torch.no_grad()
@@ -137,7 +131,7 @@ def generate_batch(model: Any, prompts: Sequence[Sequence[int]], settings: Gener
     """Greedy decoding with the KV cache for prompts padded on the left; new tokens per prompt, cut at EOS."""
     input_ids, attention = _left_padded(prompts, settings.pad_id)
     width = input_ids.shape[1]
-    if _soft_prompt_model(model):
+    if settings.decoding == "soft-prompt":
         return _soft_prompt_generate(model, input_ids, attention, settings, max_new_tokens or settings.max_new_tokens)
     with _autocast(settings):
         output = model.generate(

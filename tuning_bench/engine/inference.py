@@ -11,7 +11,7 @@ from tuning_bench.api.errors import UsageError
 from tuning_bench.api.kinds import ModelKind, TaskKind
 from tuning_bench.host.plugins import Catalog
 from tuning_bench.run.results import load_results, selected_cells
-from tuning_bench.engine.state import load_prompt, load_state
+from tuning_bench.engine.state import load_prompt
 from tuning_bench.api.task import template_fields
 
 
@@ -45,7 +45,7 @@ class Trained:
     task: Any
     cell: dict[str, Any]
     shots: list[tuple[str, str]]
-    padded: bool
+    decoding: str  # the method's ``Method.decoding``
 
     def render(self, text: str) -> str:
         """Fill the task's input template from user text (a single-field template) or a JSON object."""
@@ -90,12 +90,12 @@ class Trained:
             scores = label_logprobs(self.model, [Encoded(p, []) for p in prompts], label_ids, feeder, 8)
             return [self.task.labels[int(i)] for i in scores.argmax(dim=1)]
         settings = GenerationSettings(self.task.max_new_tokens, eos_ids_for(self.tokenizer, self.model, fmt.answer_end),
-                                      self.tokenizer.pad_token_id, 8, self.padded, device)
+                                      self.tokenizer.pad_token_id, 8, self.decoding, device)
         return [decode(self.tokenizer, out) for out in generate_all(self.model, prompts, settings)]
 
 
 def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None = None, seed: int | None = None) -> Trained:
-    """Rebuild the model of one cell of a run from its saved state (PEFT adapter, full weights or prompt)."""
+    """Rebuild the model of one cell of a run from its saved state, through the method that saved it."""
     from tuning_bench.host.lookup import resolve_model, resolve_task
 
     data = load_results(run_dir)
@@ -106,6 +106,10 @@ def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None 
         raise UsageError(f"the trained state of {cell['task']}/{method} was not kept (--keep {cell['config']['keep']}); "
                          "re-run with --keep all to keep full models")
     prompt = load_prompt(state_dir)
+    if method not in catalog.methods:
+        raise UsageError(f"method '{method}' is not installed here, and only it can load its trained state; "
+                         "install the plugin that provides it")
+    method_obj = catalog.methods.get(method)
     task_obj = resolve_task(catalog, cell["task"])
     source = resolve_model(catalog, cell["config"]["model"], cell["config"]["trust_remote_code"])
     source.prepare()
@@ -113,7 +117,6 @@ def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None 
 
     torch.manual_seed(cell["seed"])
     loaded = source.load(task_kind=task_obj.kind, labels=task_obj.labels, trust_remote_code=cell["config"]["trust_remote_code"])
-    model = load_state(loaded.model, state["kind"], state_dir).eval()
+    model = method_obj.load_state(loaded, task_obj, cell["method_config"], state_dir).eval()
     shots = [(s["input"], s["target"]) for s in prompt.get("shots", [])]
-    padded = catalog.methods.get(method).padded_generation if method in catalog.methods else True
-    return Trained(model, loaded.tokenizer, loaded.kind, task_obj, cell, shots, padded)
+    return Trained(model, loaded.tokenizer, loaded.kind, task_obj, cell, shots, method_obj.decoding)

@@ -16,6 +16,9 @@ from tuning_bench.api.kinds import ModelKind
 from tuning_bench.engine.losses import causal_target_loss, encoder_class_loss, supports_logits_to_keep
 
 
+StepHook = Callable[[Any, int, int], None]  # (model, step counted from 1, total steps)
+
+
 class NonFiniteLoss(RuntimeError):
     """The training loss became NaN or infinite."""
 
@@ -96,7 +99,9 @@ def mean_loss(model: Any, examples: Sequence[Encoded], feeder: Feeder, batch_siz
 
 def make_optimizer(params: list[Any], config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW, fused where torch supports it: the same update in one kernel per step, which saves
-    ~15 % of a full fine-tuning step on a 2-core CPU (bench/RESULTS.md); identical losses."""
+    ~15 % of a full fine-tuning step on a 2-core CPU (bench/RESULTS.md); identical losses.
+
+    ``params`` is a list of tensors or of ``torch.optim`` parameter groups (a group's own "lr" wins)."""
     try:
         return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
@@ -121,12 +126,16 @@ class Trainer:
     hand-written loop on the very same batches.
     """
 
-    def __init__(self, model: Any, feeder: Feeder, config: TrainConfig) -> None:
-        self.params = [p for p in model.parameters() if p.requires_grad]
+    def __init__(self, model: Any, feeder: Feeder, config: TrainConfig,
+                 param_groups: list[dict[str, Any]] | None = None, step_hook: StepHook | None = None) -> None:
+        """``param_groups``: the optimiser's groups (default: every parameter that requires grad, at
+        ``config.learning_rate``); ``step_hook(model, step, total)`` runs after each optimiser step."""
+        groups = param_groups if param_groups is not None else [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        self.params = [p for group in groups for p in group["params"]]
         if not self.params:
             raise ValueError("the method left no trainable parameters")
-        self.model, self.feeder, self.config = model, feeder, config
-        self.optimizer = make_optimizer(self.params, config)
+        self.model, self.feeder, self.config, self.step_hook = model, feeder, config, step_hook
+        self.optimizer = make_optimizer(groups, config)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(config))
         self.log = TrainLog()
         self.steps_done = 0
@@ -144,6 +153,8 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
         self.log.learning_rates.append(self.scheduler.get_last_lr()[0])
         self.optimizer.step()
+        if self.step_hook is not None:  # before zero_grad: a rank update (AdaLoRA) reads the gradients
+            self.step_hook(self.model, self.steps_done + 1, self.config.steps)
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         value = float(loss.detach())  # synchronises with the device, so the step time below is complete
@@ -174,15 +185,18 @@ def train(
     feeder: Feeder,
     config: TrainConfig,
     on_step: Callable[[int, float], None] | None = None,
+    param_groups: list[dict[str, Any]] | None = None,
+    step_hook: StepHook | None = None,
 ) -> TrainLog:
     """Train the parameters that require grad for ``config.steps`` steps, validating every
     ``config.val_every`` steps and at the end.
 
     Batches are drawn by length buckets from a seeded sampler and padded to the longest in each
-    batch. Raises NonFiniteLoss when the loss stops being finite.
+    batch. ``param_groups`` and ``step_hook`` come from the method (``Method.parameter_groups`` and
+    ``Method.on_step``). Raises NonFiniteLoss when the loss stops being finite.
     """
     torch.manual_seed(config.seed)
-    trainer = Trainer(model, feeder, config)
+    trainer = Trainer(model, feeder, config, param_groups, step_hook)
     batches = length_bucketed_batches([e.length for e in train_examples], config.batch_size, config.seed)
     started = time.perf_counter()
     for step in range(1, config.steps + 1):

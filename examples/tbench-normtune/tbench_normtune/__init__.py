@@ -1,42 +1,39 @@
 """LayerNorm tuning as a tuning_bench plugin: train only the normalization layers' weights.
 
 Qi et al. 2022, Parameter-Efficient Tuning on Layer Normalization for Pre-trained Language Models.
-Works on Llama-style models (RMSNorm) and BERT-style encoders (LayerNorm) alike.
+Works on Llama-style models (RMSNorm) and BERT-style encoders (LayerNorm) alike. The state saved is
+the tensors it trains (tuning_bench's default), so a run reports their size, not the model's.
 """
 
 import torch
 
-from tuning_bench import Method, Option, hookimpl
+from tuning_bench import Method, hookimpl
 from tuning_bench.api.method import learning_rate
 
 
-def _is_norm(module: torch.nn.Module) -> bool:
+def _norm_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     # Llama's RMSNorm is its own class in transformers; match by name rather than import every variant.
-    return isinstance(module, torch.nn.LayerNorm) or type(module).__name__.endswith("RMSNorm")
+    return [p for m in model.modules() if isinstance(m, torch.nn.LayerNorm) or type(m).__name__.endswith("RMSNorm")
+            for p in m.parameters(recurse=False)]
 
 
 class NormTuning(Method):
     name = "normtune"
-    description = "LayerNorm tuning: train only the normalization layers' weights (and a task head)."
+    description = "LayerNorm tuning: train only the normalization layers' weights."
     paper = "Qi et al. 2022, Parameter-Efficient Tuning on Layer Normalization"
-    options = (
-        Option("train_head", bool, True, "Also train a sequence-classification head, if the model has one.",
-               source="Qi et al. 2022 train the task head with the norms"),
-        learning_rate(1e-3, "Qi et al. 2022 (1e-3 range for LN parameters)"),
-    )
+    options = (learning_rate(1e-3, "Qi et al. 2022 (1e-3 range for LN parameters)"),)
+
+    def not_applicable_to(self, loaded, task, config):
+        if not _norm_parameters(loaded.model):
+            return f"{loaded.name} has no LayerNorm or RMSNorm layers to tune"
+        return None
 
     def adapt(self, loaded, task, config):
+        # An encoder's classification head is trained by tuning_bench itself, for every method.
         model = loaded.model
-        for parameter in model.parameters():
-            parameter.requires_grad_(False)
-        for module in model.modules():
-            if _is_norm(module):
-                for parameter in module.parameters(recurse=False):
-                    parameter.requires_grad_(True)
-        head = getattr(model, "classifier", None) or getattr(model, "score", None)
-        if config["train_head"] and isinstance(head, torch.nn.Module):
-            for parameter in head.parameters():
-                parameter.requires_grad_(True)
+        model.requires_grad_(False)
+        for parameter in _norm_parameters(model):
+            parameter.requires_grad_(True)
         return model
 
 

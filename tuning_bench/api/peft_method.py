@@ -1,0 +1,40 @@
+"""The shared base of methods built on a PEFT config: adapt with ``get_peft_model``, save PEFT's adapter format."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tuning_bench.api.method import Method
+from tuning_bench.api.model import LoadedModel
+from tuning_bench.api.task import Task
+
+PEFT_ADAPTER = "peft-adapter"
+
+
+class PeftMethod(Method):
+    """A method that is one PEFT config: subclasses implement ``peft_config`` and little else.
+
+    The state is PEFT's own adapter format (``adapter_model.safetensors`` + ``adapter_config.json``,
+    loadable with ``PeftModel.from_pretrained``). For sequence classification PEFT itself trains a
+    copy of the classification head (``modules_to_save``), and the engine leaves that copy to it.
+    """
+
+    def peft_config(self, loaded: LoadedModel, task: Task, config: Mapping[str, Any]) -> Any:
+        """The ``peft`` config for this model and task (import ``peft`` inside: listing must not load torch)."""
+        raise NotImplementedError
+
+    def adapt(self, loaded: LoadedModel, task: Task, config: Mapping[str, Any]) -> Any:
+        from peft import get_peft_model
+
+        return get_peft_model(loaded.model, self.peft_config(loaded, task, config))
+
+    def save_state(self, adapted: Any, directory: Path) -> str:
+        adapted.save_pretrained(directory)
+        return PEFT_ADAPTER
+
+    def load_state(self, loaded: LoadedModel, task: Task, config: Mapping[str, Any], directory: Path) -> Any:
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(loaded.model, directory)
