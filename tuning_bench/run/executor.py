@@ -159,6 +159,9 @@ def _child(spec_dict: dict[str, Any], cell_dir: str, token_cache: str | None, ev
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    from tuning_bench.taskfiles import taskdata
+
+    taskdata.warn = lambda message: None  # the parent warned about the task's data when it planned the run
     spec = CellSpec.from_dict(spec_dict)
     try:
         lock = lock_cell_dir(Path(cell_dir))
