@@ -139,6 +139,9 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
 
     _set_determinism(spec.seed)
     adapted = method.adapt(loaded, task, config)
+    if not isinstance(adapted, torch.nn.Module):  # a plugin bug: say so instead of failing on .to() below
+        raise CellFailed(f"method '{spec.method}': adapt() returned {type(adapted).__name__}, not a model; "
+                         "it must return the model to train (a torch.nn.Module, e.g. loaded.model or a PEFT model)")
     adapted.to(device)
     from tuning_bench.engine.measure import MemoryProbe
     from tuning_bench.engine.trainer import make_feeder
