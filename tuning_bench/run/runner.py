@@ -2,7 +2,8 @@
 
 Finished cells are stored one file each under ``OUT/cells/`` keyed by everything that affects their
 result, so a second invocation runs nothing, ``--force`` runs everything again, and an interrupted
-run resumes with only the missing cells.
+run resumes with only the missing cells. Failed cells, and records that do not check out against
+their cell, run again.
 """
 
 from __future__ import annotations
