@@ -48,7 +48,7 @@ def test_a_cache_folder_without_write_permission_is_one_line(tmp_path, monkeypat
         (lambda p: p, "the folder does not exist; check the path"),
         (lambda p: p.mkdir() or p, "the folder is empty; give a folder written by save_pretrained"),
         (lambda p: p.mkdir() or (p / "notes.txt").write_text("x") and p, "the folder has no config.json"),
-        (lambda p: p.mkdir() or (p / "config.json").write_text("{}") and p, "no weights in the folder"),
+        (lambda p: p.mkdir() or (p / "config.json").write_text('{"model_type": "llama"}') and p, "no weights in the folder"),
         (lambda p: p.write_text("x") and p, "not a folder"),
     ],
     ids=["missing", "empty", "no-config", "no-weights", "a-file"],

@@ -116,6 +116,8 @@ class PretrainedSource(ModelSource):
                 raise
             except OSError as exc:
                 raise UsageError(f"could not load model '{self.location}': {str(exc).splitlines()[0]}") from None
+            if local:  # after the config, so a model that needs remote code is told so first
+                check_model_weights(self.location)
             self._kind = infer_kind(config)
         return self._kind
 
@@ -152,18 +154,23 @@ _WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin
 
 
 def check_model_folder(location: str) -> None:
-    """Refuse, in one line, a --model folder that is missing, empty or lacks config.json or weights."""
+    """Refuse, in one line, a --model folder that is missing, empty or lacks config.json."""
     folder = Path(location).expanduser()
     if not folder.exists():
         raise UsageError(f"--model {location}: the folder does not exist; check the path (a hub model is written org/name)")
     if not folder.is_dir():
-        raise UsageError(f"--model {folder}: not a folder; give the folder that holds config.json and the weights")
+        raise UsageError(f"--model {location}: not a folder; give the folder that holds config.json and the weights")
     if not (folder / "config.json").is_file():
         what = "is empty" if not any(folder.iterdir()) else "has no config.json"
-        raise UsageError(f"--model {folder}: the folder {what}; give a folder written by save_pretrained "
+        raise UsageError(f"--model {location}: the folder {what}; give a folder written by save_pretrained "
                          "(config.json, tokenizer files and weights)")
+
+
+def check_model_weights(location: str) -> None:
+    """Refuse, in one line, a --model folder with a config but no weight files."""
+    folder = Path(location).expanduser()
     if not any(next(folder.glob(pattern), None) for pattern in _WEIGHT_PATTERNS):
-        raise UsageError(f"--model {folder}: no weights in the folder (model.safetensors or pytorch_model.bin); "
+        raise UsageError(f"--model {location}: no weights in the folder (model.safetensors or pytorch_model.bin); "
                          "copy them there or save the model again with save_pretrained")
 
 
