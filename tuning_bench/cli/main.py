@@ -91,7 +91,7 @@ def tasks(ctx: click.Context, as_json: bool) -> None:
 
 @tasks.command("show")
 @click.argument("name")
-@click.option("-n", "count", default=3, show_default=True, help="Examples to show.")
+@click.option("-n", "count", default=3, show_default=True, type=click.IntRange(min=0), help="Examples to show.")
 @click.option("--split", default="train", show_default=True, type=click.Choice(["train", "validation", "test"]))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def tasks_show(name: str, count: int, split: str, as_json: bool) -> None:
@@ -199,10 +199,11 @@ def _positive(name: str, value: int | None, minimum: int = 1) -> int | None:
 @click.option("--max-length", type=int, help="Longest tokenized example; longer ones are truncated (default: 512).")
 @click.option("--max-new-tokens", type=int, help="Cap on generated answer length (default: the task's own).")
 @click.option("--force", is_flag=True, help="Run every cell again, even if a result is cached.")
+@click.option("--out-overwrite", is_flag=True, help="Write into a non-empty --out that is not a tbench run (its report and CSV files are replaced).")
 @click.option("--trust-remote-code", is_flag=True, default=None, help="Allow models that need code from their repository.")
 def run(methods, task_names, task_files, model, seeds, steps, batch_size, eval_examples, out, config_file, set_items,
         quick, device, precision, sweep, keep, prompt_format, executor, threads, max_length, max_new_tokens, force,
-        trust_remote_code) -> None:
+        out_overwrite, trust_remote_code) -> None:
     """Train and measure each method on each task, then write results and reports."""
     from tuning_bench.cli.liveview import LiveView
     from tuning_bench.host.lookup import split_names
@@ -222,6 +223,10 @@ def run(methods, task_names, task_files, model, seeds, steps, batch_size, eval_e
         "max_new_tokens": _positive("--max-new-tokens", max_new_tokens, 1),
         "trust_remote_code": trust_remote_code, "options": parse_set_arguments(set_items) or None,
     }
+    for task_file in task_files:
+        if not task_file.lower().endswith((".yaml", ".yml")):
+            raise UsageError(f"--task-file {task_file}: --task-file takes a .yaml file that describes the task and "
+                             "names its data (a .jsonl or .csv goes under data: in it; see docs/tasks.md)")
     if task_files and task_names is None:
         flags["tasks"] = []  # a task file replaces the default task unless --tasks is also given
     suite = load_suite(Path(config_file)) if config_file else {}
@@ -235,7 +240,7 @@ def run(methods, task_names, task_files, model, seeds, steps, batch_size, eval_e
     previous = signal.signal(signal.SIGTERM, stop)
     view = LiveView()
     try:
-        data = execute(plan, view=view, force=force)
+        data = execute(plan, view=view, force=force, out_overwrite=out_overwrite)
     except Interrupted as exc:
         stderr.print(f"[yellow]{exc}[/]; run the same command again to resume")
         sys.exit(130)

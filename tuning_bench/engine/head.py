@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from tuning_bench.api.kinds import ModelKind
 
 HEAD_NAMES = ("classifier", "score")  # BERT-style and Llama-style sequence-classification heads
@@ -28,6 +30,11 @@ def unfreeze_head(model: Any) -> list[str]:
 def adapt_for_training(method: Any, loaded: Any, task: Any, config: Any) -> Any:
     """``method.adapt``, then the engine's part: on an encoder, a trained method also trains the head."""
     adapted = method.adapt(loaded, task, config)
+    if not isinstance(adapted, torch.nn.Module):  # a plugin bug: say so instead of failing on .to() later
+        from tuning_bench.engine.cell import CellFailed
+
+        raise CellFailed(f"method '{method.name}': adapt() returned {type(adapted).__name__}, not a model; "
+                         "it must return the model to train (a torch.nn.Module, e.g. loaded.model or a PEFT model)")
     if method.trains and loaded.kind is ModelKind.ENCODER:
         unfreeze_head(adapted)
     return adapted

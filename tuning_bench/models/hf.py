@@ -94,15 +94,30 @@ class PretrainedSource(ModelSource):
         if self._kind is None:
             from transformers import AutoConfig
 
+            local = is_local_path(self.location)
+            if local:
+                check_model_folder(self.location)
             try:
-                config = AutoConfig.from_pretrained(self.location, revision=self.revision,
-                                                    trust_remote_code=self.trust_remote_code)
+                try:
+                    config = AutoConfig.from_pretrained(self.location, revision=self.revision, local_files_only=True,
+                                                        trust_remote_code=self.trust_remote_code)
+                except OSError:
+                    if local:
+                        raise
+                    hub_reachable_or_fail(self.location)  # seconds, not the ~25 s of retries when offline
+                    config = AutoConfig.from_pretrained(self.location, revision=self.revision,
+                                                        trust_remote_code=self.trust_remote_code)
             except ValueError as exc:
                 if "trust_remote_code" in str(exc):
                     raise _remote_code_error(self.location, exc) from None
+                if local:
+                    raise UsageError(f"--model {self.location}: not a model folder transformers can read "
+                                     f"({str(exc).splitlines()[0]})") from None
                 raise
             except OSError as exc:
                 raise UsageError(f"could not load model '{self.location}': {str(exc).splitlines()[0]}") from None
+            if local:  # after the config, so a model that needs remote code is told so first
+                check_model_weights(self.location)
             self._kind = infer_kind(config)
         return self._kind
 
@@ -127,4 +142,60 @@ class PretrainedSource(ModelSource):
 
 def looks_like_pretrained(name: str) -> bool:
     """Whether a --model value names a local folder or a hub id (``org/model``) rather than a registered name."""
-    return os.path.isdir(name) or ("/" in name and not name.startswith("/"))
+    return os.path.isdir(name) or "/" in name or is_local_path(name)
+
+
+def is_local_path(name: str) -> bool:
+    """Whether a --model value is written as a path (./x, ../x, /x, ~/x) or names an existing folder."""
+    return name.startswith(("./", "../", "/", "~", ".\\")) or name in (".", "..") or os.path.isdir(name)
+
+
+_WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json", "*.pt", "*.gguf")
+
+
+def check_model_folder(location: str) -> None:
+    """Refuse, in one line, a --model folder that is missing, empty or lacks config.json."""
+    folder = Path(location).expanduser()
+    if not folder.exists():
+        raise UsageError(f"--model {location}: the folder does not exist; check the path (a hub model is written org/name)")
+    if not folder.is_dir():
+        raise UsageError(f"--model {location}: not a folder; give the folder that holds config.json and the weights")
+    if not (folder / "config.json").is_file():
+        what = "is empty" if not any(folder.iterdir()) else "has no config.json"
+        raise UsageError(f"--model {location}: the folder {what}; give a folder written by save_pretrained "
+                         "(config.json, tokenizer files and weights)")
+
+
+def check_model_weights(location: str) -> None:
+    """Refuse, in one line, a --model folder with a config but no weight files."""
+    folder = Path(location).expanduser()
+    if not any(next(folder.glob(pattern), None) for pattern in _WEIGHT_PATTERNS):
+        raise UsageError(f"--model {location}: no weights in the folder (model.safetensors or pytorch_model.bin); "
+                         "copy them there or save the model again with save_pretrained")
+
+
+HUB_PROBE_SECONDS = 3.0
+
+
+def hub_reachable_or_fail(name: str) -> None:
+    """Fail at once, with the fix, when a hub model is not cached and the hub cannot be reached.
+
+    ``HF_HUB_OFFLINE`` is honoured; otherwise one TCP connection to the hub host decides (a proxy, which
+    a direct connection would not use, leaves the decision to the hub library).
+    """
+    import socket
+    import urllib.parse
+
+    fix = (f"download it once while online (any tbench run with --model {name}), "
+           "or give a local folder written by save_pretrained")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise UsageError(f"model '{name}' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; {fix}")
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return
+    endpoint = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=HUB_PROBE_SECONDS).close()
+    except OSError as exc:
+        raise UsageError(f"model '{name}' is not in the local Hugging Face cache and {host} cannot be reached "
+                         f"({exc.strerror or type(exc).__name__}); {fix}") from None

@@ -8,10 +8,17 @@ transformers and peft once, so a cell does not pay several seconds of imports.
 from __future__ import annotations
 
 import abc
+import ctypes
+import errno
+import fcntl
 import multiprocessing
 import os
 import queue as queue_module
+import select
 import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,15 +69,114 @@ class InProcessExecutor(Executor):
             yield job, record
 
 
-def _child(spec_dict: dict[str, Any], cell_dir: str, token_cache: str | None, events: Any) -> None:
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+CELL_LOCK = ".tbench-cell.lock"
+CELL_LOCK_WAIT_SECONDS = 15.0
+
+
+def die_with_parent(run_pid: int) -> None:
+    """Make this cell process end when the tbench process that asked for it ends, however it ends.
+
+    A cell process is a child of the fork server, not of tbench: ``PR_SET_PDEATHSIG`` kills it when the
+    fork server dies, and a watchdog thread kills it when the tbench process (``run_pid``) dies, even
+    by SIGKILL, which no handler sees. Without this an orphaned cell trains on beside the next run and
+    writes the same cell directory.
+    """
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watchdog below still holds
+    # A fork server that died before this point is not covered by the signal; the watchdog's check of
+    # run_pid is (the fork server only ends early when tbench has ended).
+    watched = None
+    if hasattr(os, "pidfd_open"):
+        try:
+            watched = os.pidfd_open(run_pid)  # becomes readable when the process ends; immune to pid reuse
+        except ProcessLookupError:
+            os._exit(1)  # tbench has already ended
+        except OSError:
+            watched = None  # no pidfd here (old kernel, sandbox): poll the pid instead
+
+    def watch() -> None:
+        while True:
+            if watched is not None:
+                ended = bool(select.select([watched], [], [], 0.5)[0])
+            else:
+                time.sleep(0.5)
+                ended = not _pid_alive(run_pid)
+            if ended or os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="tbench-parent-watch", daemon=True).start()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lock_cell_dir(cell_dir: Path, wait: float = CELL_LOCK_WAIT_SECONDS) -> Any:
+    """Hold an exclusive lock on a cell directory for this process's life; return the open lock file.
+
+    Raises RuntimeError naming the holder when another process keeps the directory longer than ``wait``
+    seconds (a survivor of a killed run dies within a second, so waiting briefly covers that case).
+    """
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(cell_dir / CELL_LOCK, "a+")
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            if time.monotonic() >= deadline:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                handle.close()
+                raise RuntimeError(f"cell directory {cell_dir} is in use by another process (pid {holder}); "
+                                   "stop that process or choose another --out") from None
+            time.sleep(0.2)
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def _child(spec_dict: dict[str, Any], cell_dir: str, token_cache: str | None, events: Any, run_pid: int) -> None:
     """Entry point of a cell process: run the cell, send progress events and finally the record."""
+    die_with_parent(run_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides about Ctrl-C and stops this process
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    from tuning_bench.taskfiles import taskdata
+
+    taskdata.warn = lambda message: None  # the parent warned about the task's data when it planned the run
     spec = CellSpec.from_dict(spec_dict)
-    record = run_cell(spec, Path(cell_dir), Path(token_cache) if token_cache else None, lambda e: events.put(("event", e)))
+    try:
+        lock = lock_cell_dir(Path(cell_dir))
+    except (RuntimeError, OSError) as exc:
+        record = {"task": spec.task, "method": spec.method, "seed": spec.seed, "trial": spec.trial,
+                  "status": "failed", "error": str(exc), "config": spec.to_dict()}
+        events.put(("record", record))
+        return
+    try:
+        record = run_cell(spec, Path(cell_dir), Path(token_cache) if token_cache else None,
+                          lambda e: events.put(("event", e)))
+    finally:
+        lock.close()
     events.put(("record", record))
 
 
@@ -106,7 +212,8 @@ class LocalExecutor(Executor):
         events = self._context.Queue()
         process = self._context.Process(
             target=_child,
-            args=(job.spec.to_dict(), str(job.cell_dir), str(job.token_cache) if job.token_cache else None, events),
+            args=(job.spec.to_dict(), str(job.cell_dir), str(job.token_cache) if job.token_cache else None, events,
+                  os.getpid()),
             name=f"tbench-cell-{job.key[:8]}",
         )
         process.start()

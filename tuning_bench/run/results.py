@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -21,22 +22,25 @@ REQUIRED_CELL_KEYS = ("task", "method", "seed", "status", "error")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so that readers see the old content or the new, never a partial one."""
+    """Write a file so that readers see the old content or the new, never a partial one.
+
+    On any failure (a full disk, a kill) the temporary file is removed and the old file is left as it
+    was; an OSError carries ``path`` as its filename, so callers can name the file in their message.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False,
-                                     encoding="utf-8") as handle:
-        try:
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        except BaseException:
-            os.unlink(handle.name)
-            raise
-    try:
-        os.chmod(handle.name, 0o644)  # temporary files are created private; results are meant to be shared
-        os.replace(handle.name, path)
-    except BaseException:
-        os.unlink(handle.name)
+        os.chmod(temporary, 0o644)  # temporary files are created private; results are meant to be shared
+        os.replace(temporary, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(exc, OSError) and not exc.filename:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
 
 
@@ -165,9 +169,15 @@ def csv_text(data: dict[str, Any]) -> str:
     return out.getvalue()
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_value(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.6g}"
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        # A spreadsheet would run such a cell as a formula (CSV injection); a leading quote shows it as text.
+        return "'" + value
     return value

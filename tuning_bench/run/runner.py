@@ -2,7 +2,8 @@
 
 Finished cells are stored one file each under ``OUT/cells/`` keyed by everything that affects their
 result, so a second invocation runs nothing, ``--force`` runs everything again, and an interrupted
-run resumes with only the missing cells.
+run resumes with only the missing cells. Failed cells, and records that do not check out against
+their cell, run again.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tuning_bench.engine.measure import package_versions
 from tuning_bench.api.model import ModelSource
 from tuning_bench.api.options import resolve_options
 from tuning_bench.host.plugins import Catalog, extra_modules
-from tuning_bench.run.results import SCHEMA, SCHEMA_VERSION, clean_floats, csv_text, write_json
+from tuning_bench.run.results import SCHEMA, SCHEMA_VERSION, clean_floats, csv_text, validate, write_json
 from tuning_bench.run.settings import SWEEPS, RunSettings
 from tuning_bench.api.task import Task
 
@@ -178,21 +179,63 @@ class OutputLock:
         if self.handle:
             fcntl.flock(self.handle, fcntl.LOCK_UN)
             self.handle.close()
+            self.handle = None
+
+    def remove_if_empty(self) -> None:
+        """Release the lock and remove the folder if nothing but the lock file is in it (a run that never started)."""
+        self.__exit__()
+        try:
+            (self.out_dir / ".tbench.lock").unlink()
+            self.out_dir.rmdir()
+        except OSError:
+            pass  # something else is in it now: keep it
 
 
 def _record_path(job: CellJob) -> Path:
     return job.cell_dir.parent / f"{job.key}.json"
 
 
-def _read_record(job: CellJob) -> dict[str, Any] | None:
+REUSABLE_STATUSES = ("ok", "not_applicable")  # a failed cell is tried again by the next run
+
+
+def _comparable(value: Any) -> Any:
+    """A value as it reads back from a record file, so a spec and a stored config compare equal."""
+    return json.loads(json.dumps(clean_floats(value), default=str))
+
+
+def _read_record(job: CellJob) -> tuple[dict[str, Any] | None, str | None]:
+    """The cached record of a cell and None, or None and why the cell must run (None when never run).
+
+    A record is reused only if it is schema-valid, finished (ok or not_applicable) and carries this
+    cell's key, task, method, seed, trial and config: a file edited, damaged or copied from another
+    cell is run again rather than trusted.
+    """
     path = _record_path(job)
     if not path.exists():
-        return None
+        return None, None
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # a damaged record is treated as missing: the cell runs again
-    return record if isinstance(record, dict) and record.get("status") in ("ok", "failed", "not_applicable") else None
+    except (OSError, ValueError) as exc:
+        return None, f"{path} is unreadable ({type(exc).__name__}); the cell runs again"
+    try:
+        validate({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "cells": [record], "environment": {}, "run": {}},
+                 str(path))
+    except UsageError as exc:
+        return None, f"{exc}; the cell runs again"
+    if record["status"] not in REUSABLE_STATUSES:
+        return None, None  # an earlier failure is retried, not reported as a cached result
+    expected = {"key": job.key, "task": job.spec.task, "method": job.spec.method, "seed": job.spec.seed,
+                "trial": job.spec.trial}
+    for name, value in expected.items():
+        if record.get(name) != value:
+            return None, (f"{path} holds {name} {record.get(name)!r}, not {value!r} (copied or edited); "
+                          "the cell runs again")
+    unrelated = ("plugin_modules", "samples", "keep")  # outside the key: they change what is printed or kept
+    config = {k: v for k, v in _comparable(job.spec.to_dict()).items() if k not in unrelated}
+    stored = record.get("config")
+    if not isinstance(stored, dict) or {k: v for k, v in stored.items() if k not in unrelated} != config:
+        return None, f"{path} holds another cell configuration (copied or edited); the cell runs again"
+    return record, None
 
 
 def _select_sweep(plan: Plan, records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -285,46 +328,120 @@ class RunView:
     def finish(self, job: CellJob, record: dict[str, Any]) -> None: ...
     def close(self) -> None: ...
 
+    def warn(self, message: str) -> None:
+        """Something the user should know that does not stop the run (e.g. a cached record not trusted)."""
+        print(f"warning: {message}", file=sys.stderr)
+
+
+OUT_OVERWRITE_FLAG = "--out-overwrite"
+
+
+def is_tbench_run(out_dir: Path) -> bool:
+    """Whether a folder holds a tbench run: its lock file, its cells/ folder or a tbench results.json."""
+    if (out_dir / ".tbench.lock").is_file() or (out_dir / "cells").is_dir():
+        return True
+    try:
+        return json.loads((out_dir / "results.json").read_text(encoding="utf-8")).get("schema") == SCHEMA
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_output_folder(out_dir: Path, overwrite: bool = False) -> None:
+    """Refuse a non-empty --out that is not a tbench run: its report.md or results.csv would be replaced."""
+    if overwrite or not out_dir.is_dir() or is_tbench_run(out_dir):
+        return
+    try:
+        entries = sorted(p.name for p in out_dir.iterdir())
+    except OSError:
+        return  # OutputLock reports an unreadable or unwritable folder
+    if entries:
+        shown = ", ".join(entries[:3]) + (", …" if len(entries) > 3 else "")
+        raise UsageError(f"output directory {out_dir} is not empty ({shown}) and is not a tbench run; "
+                         f"choose an empty or new --out, or pass {OUT_OVERWRITE_FLAG} to write into it")
+
+
+class _WriteFailed(Exception):
+    def __init__(self, error: OSError):
+        self.error = error
+
+
+def _writing(write: Callable[[], None]) -> None:
+    """Run a write of the run's own files, marking its OSError as such (not one of the executor's)."""
+    try:
+        write()
+    except OSError as exc:
+        raise _WriteFailed(exc) from exc
+
+
+def _write_failed(failure: _WriteFailed, plan: Plan, finished: int) -> UsageError:
+    exc = failure.error
+    where = exc.filename or plan.out_dir
+    return UsageError(f"cannot write {where} ({exc.strerror or exc}); free space there or choose another --out "
+                      f"({finished} finished cells are saved; the same command resumes)")
+
 
 def execute(plan: Plan, executor: Executor | None = None, view: RunView | None = None, force: bool = False,
-            prepare_model: bool = True) -> dict[str, Any]:
-    """Run the plan's missing cells and write results.json, results.csv and the reports."""
+            prepare_model: bool = True, out_overwrite: bool = False) -> dict[str, Any]:
+    """Run the plan's missing cells and write results.json, results.csv and the reports.
+
+    Cached records are reused only when they check out (see ``_read_record``); failed cells run again.
+    A filesystem error while writing (a full disk) ends the run with one line; finished cells stay saved.
+    """
     view = view or RunView()
     executor = executor or make_executor(plan.settings.executor)
     started = time.perf_counter()
-    with OutputLock(plan.out_dir):
+    check_output_folder(plan.out_dir, out_overwrite)
+    created = not plan.out_dir.exists()
+    with OutputLock(plan.out_dir) as lock:
         records: dict[str, dict[str, Any]] = {}
         cached: set[str] = set()
         todo: list[CellJob] = []
         for job in plan.jobs:
-            record = None if force else _read_record(job)
+            record, problem = (None, None) if force else _read_record(job)
+            if problem:
+                view.warn(problem)
             if record is not None:
                 records[job.key] = record
                 cached.add(job.key)
             else:
                 todo.append(job)
+        if todo and prepare_model:
+            try:
+                plan.source.prepare()  # fetch and verify once, in this process, before any cell loads
+            except Exception:
+                if created:  # leave no empty output folder behind a model that could not be had
+                    lock.remove_if_empty()
+                raise
         view.prepare(plan, todo, [j for j in plan.jobs if j.key in cached])
         if todo and hasattr(executor, "start"):
             executor.start()
-        if todo and prepare_model:
-            plan.source.prepare()  # fetch and verify once, in this process, before any cell loads
         results = executor.run(todo, view.event)
+        saved = len(records)
         try:
             for index, (job, record) in enumerate(_started(results, todo, view)):
                 records[job.key] = record
-                write_json(_record_path(job), clean_floats(record))
+                _writing(lambda: write_json(_record_path(job), clean_floats({**record, "key": job.key})))
+                saved += 1
                 view.finish(job, record)
                 if index + 1 < len(todo):  # keep results.json current, so an interrupted run leaves a valid file
-                    write_outputs(plan.out_dir, assemble(plan, records, cached, time.perf_counter() - started), reports=False)
+                    data = assemble(plan, records, cached, time.perf_counter() - started)
+                    _writing(lambda: write_outputs(plan.out_dir, data, reports=False))
         except KeyboardInterrupt:
             results.close()
             view.close()
             data = assemble(plan, records, cached, time.perf_counter() - started, interrupted=True)
             write_outputs(plan.out_dir, data, reports=False)
             raise Interrupted(len(records), len(plan.jobs)) from None
+        except _WriteFailed as exc:
+            results.close()
+            view.close()
+            raise _write_failed(exc, plan, saved) from None
         view.close()
         data = assemble(plan, records, cached, time.perf_counter() - started)
-        write_outputs(plan.out_dir, data)
+        try:
+            _writing(lambda: write_outputs(plan.out_dir, data))
+        except _WriteFailed as exc:
+            raise _write_failed(exc, plan, saved) from None
         return data
 
 

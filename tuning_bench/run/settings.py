@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from tuning_bench.api.bounded import MAX_VALUES, brief_repr, too_large
 from tuning_bench.api.errors import UsageError, did_you_mean
 
 
@@ -75,13 +76,13 @@ def check_value(name: str, value: Any, where: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value]
         if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
-            raise UsageError(f"{where}: seeds must be a non-empty list of non-negative integers, e.g. 0,1,2 (got {value!r})")
+            raise UsageError(f"{where}: seeds must be a non-empty list of non-negative integers, e.g. 0,1,2 (got {brief_repr(value)})")
         return list(dict.fromkeys(value))
     if name in ("methods", "tasks", "task_files"):
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise UsageError(f"{where}: {name} must be a list of names (got {value!r})")
+            raise UsageError(f"{where}: {name} must be a list of names (got {brief_repr(value)})")
         return value
     if name == "options":
         if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
@@ -89,15 +90,15 @@ def check_value(name: str, value: Any, where: str) -> Any:
         return value
     if name == "sweep":
         if value not in _CHOICES["sweep"]:
-            raise UsageError(f"{where}: sweep must be one of {', '.join(SWEEPS)} (got {value!r})")
+            raise UsageError(f"{where}: sweep must be one of {', '.join(SWEEPS)} (got {brief_repr(value)})")
         return value
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise UsageError(f"{where}: {name} must be true or false (got {value!r})")
+            raise UsageError(f"{where}: {name} must be true or false (got {brief_repr(value)})")
         return value
     if isinstance(default, int):
         if not isinstance(value, int) or isinstance(value, bool):
-            raise UsageError(f"{where}: {name} must be an integer (got {value!r})")
+            raise UsageError(f"{where}: {name} must be an integer (got {brief_repr(value)})")
         if value < _MINIMUM.get(name, 0):
             raise UsageError(f"{where}: {name} must be at least {_MINIMUM.get(name, 0)} (got {value})")
         return value
@@ -106,7 +107,7 @@ def check_value(name: str, value: Any, where: str) -> Any:
             raise UsageError(f"{where}: {name} must be a string (got {_type_name(value)})")
         choices = _CHOICES.get(name)
         if choices and value not in choices:
-            raise UsageError(f"{where}: {name} must be one of {', '.join(c for c in choices if c)} (got {value!r})")
+            raise UsageError(f"{where}: {name} must be one of {', '.join(c for c in choices if c)} (got {brief_repr(value)})")
         return value
     return value
 
@@ -124,6 +125,9 @@ def load_suite(path: Path) -> dict[str, Any]:
         raise UsageError(f"{where}: invalid YAML{at}; fix the syntax (indentation, colons, quotes)") from None
     if data is None:
         return {}
+    if too_large(data):
+        raise UsageError(f"{where}: expands to more than {MAX_VALUES:,} values (YAML aliases nested too deep); "
+                         "write the values out instead of through nested aliases")
     if not isinstance(data, dict):
         raise UsageError(f"{where}: expected a mapping of settings at the top level (e.g. methods: [prompt, lora])")
     known = [f.name for f in fields(RunSettings)]

@@ -8,12 +8,15 @@ this module reads the rows and applies both. Errors are one line naming the task
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tuning_bench.api.bounded import brief_repr
 from tuning_bench.api.errors import UsageError, did_you_mean
 from tuning_bench.api.task import SPLIT_NAMES, Splits
 
@@ -23,6 +26,28 @@ DATA_SUFFIXES = (".jsonl", ".csv")
 
 RowBuilder = Callable[[Mapping[str, Any]], dict[str, str]]
 RowValidator = Callable[[Mapping[str, Any], dict[str, str], str], None]
+
+
+def _print_warning(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+warn: Callable[[str], None] = _print_warning  # cell processes silence it: the parent has already said it
+
+
+def shared_examples(splits: Mapping[str, list[dict[str, str]]]) -> str | None:
+    """Describe examples that appear in more than one split (data leakage), or None if the splits are disjoint."""
+    seen: dict[tuple, str] = {}
+    counts: dict[tuple[str, str], int] = {}
+    for name in SPLIT_NAMES:
+        for example in splits.get(name, []):
+            identity = tuple(sorted(example.items()))
+            first = seen.setdefault(identity, name)
+            if first != name:
+                counts[(first, name)] = counts.get((first, name), 0) + 1
+    if not counts:
+        return None
+    return "examples shared between splits: " + ", ".join(f"{n} in {a} and {b}" for (a, b), n in counts.items())
 
 
 class Checker:
@@ -74,14 +99,17 @@ def data_loader(
             if not isinstance(data[split_name], str):
                 raise check.fail(
                     "data",
-                    f"{split_name}: expected a file path, got {data[split_name]!r}",
+                    f"{split_name}: expected a file path, got {brief_repr(data[split_name])}",
                     f"write {split_name}: {split_name}.jsonl",
                 )
             splits[split_name] = _read_examples(data[split_name], path, build, validate, check)
     else:
         raise check.fail(
-            "data", f"expected a file path or a mapping, got {data!r}", "write data: examples.jsonl (see docs/tasks.md)"
+            "data", f"expected a file path or a mapping, got {brief_repr(data)}", "write data: examples.jsonl (see docs/tasks.md)"
         )
+    leak = shared_examples(splits)
+    if leak:
+        warn(f"{path}: {leak}; scores on the test split overstate quality, remove the repeated examples")
     return lambda: splits
 
 
@@ -110,44 +138,69 @@ def _read_examples(
     return examples
 
 
+def _decoded_lines(file: Path, relative: str, check: Checker) -> list[str]:
+    """The file's lines as text; a byte-order mark is dropped, bytes that are not UTF-8 fail naming the line."""
+    raw = file.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise check.fail(
+            "data", f"{relative} line {line} is not UTF-8 text (byte 0x{raw[exc.start]:02x})", "save the file as UTF-8"
+        ) from None
+    # Only \n, \r and \r\n end a line (str.splitlines would also split inside text at \x85 or \u2028).
+    return io.StringIO(text, newline="").readlines()
+
+
 def _jsonl_rows(file: Path, relative: str, check: Checker) -> list[tuple[str, dict[str, Any]]]:
     rows = []
-    with file.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line.rstrip("\r\n"))
-            except json.JSONDecodeError as exc:
-                problem = f"{relative} line {number} is not valid JSON ({exc.msg} at column {exc.colno})"
-                raise check.fail("data", problem, "write one JSON object per line") from None
-            if not isinstance(row, dict):
-                raise check.fail(
-                    "data",
-                    f"{relative} line {number} is not a JSON object",
-                    'write one object per line, e.g. {"text": "...", "label": "..."}',
-                )
-            rows.append((f"{relative} line {number}", row))
+    for number, line in enumerate(_decoded_lines(file, relative, check), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line.rstrip("\r\n"))
+        except json.JSONDecodeError as exc:
+            problem = f"{relative} line {number} is not valid JSON ({exc.msg} at column {exc.colno})"
+            raise check.fail("data", problem, "write one JSON object per line") from None
+        if not isinstance(row, dict):
+            raise check.fail(
+                "data",
+                f"{relative} line {number} is not a JSON object",
+                'write one object per line, e.g. {"text": "...", "label": "..."}',
+            )
+        rows.append((f"{relative} line {number}", row))
     return rows
 
 
 def _csv_rows(file: Path, relative: str, check: Checker) -> list[tuple[str, dict[str, Any]]]:
     rows = []
-    with file.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        try:
-            for row in reader:
-                if None in row:
-                    raise check.fail(
-                        "data",
-                        f"{relative} line {reader.line_num} has more cells than the header",
-                        "quote cells that contain commas",
-                    )
-                rows.append((f"{relative} line {reader.line_num}", row))
-        except csv.Error as exc:
-            raise check.fail(
-                "data", f"{relative} line {reader.line_num} is not valid CSV ({exc})", "fix the quoting"
-            ) from None
+    # strict: a quote left open is an error at the end of the file instead of swallowing the rows after it
+    reader = csv.DictReader(_decoded_lines(file, relative, check), strict=True)
+    first_line = 1
+    try:
+        header = reader.fieldnames or []
+        first_line = reader.line_num + 1
+        for row in reader:
+            where = f"{relative} line {first_line}"
+            if None in row:
+                raise check.fail(
+                    "data", f"{where} has more cells than the header", "quote cells that contain commas"
+                )
+            if any(value is None for value in row.values()):
+                cells = sum(value is not None for value in row.values())
+                raise check.fail(
+                    "data",
+                    f"{where} has {cells} cells, the header {len(header)}",
+                    "give every row a cell for each column (an empty one is written \"\")",
+                )
+            rows.append((where, row))
+            first_line = reader.line_num + 1
+    except csv.Error as exc:
+        raise check.fail(
+            "data",
+            f"{relative} line {first_line} is not valid CSV ({exc})",
+            "close the quote that starts there, or fix the quoting",
+        ) from None
     return rows
 
 
@@ -155,14 +208,14 @@ def _fractions(value: Any, check: Checker) -> dict[str, float]:
     if not isinstance(value, dict) or set(value) != set(SPLIT_NAMES):
         raise check.fail(
             "split",
-            f"expected fractions for train, validation and test, got {value!r}",
+            f"expected fractions for train, validation and test, got {brief_repr(value)}",
             "write split: {train: 0.7, validation: 0.1, test: 0.2}",
         )
     for name, fraction in value.items():
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
             raise check.fail(
                 "split",
-                f"{name}: expected a fraction between 0 and 1, got {fraction!r}",
+                f"{name}: expected a fraction between 0 and 1, got {brief_repr(fraction)}",
                 "write split: {train: 0.7, validation: 0.1, test: 0.2}",
             )
     if abs(sum(value.values()) - 1) > 1e-6:
@@ -207,11 +260,11 @@ def _hub_loader(
     split_names = data.get("splits", {name: name for name in SPLIT_NAMES})
     if not isinstance(dataset, str) or not dataset:
         raise check.fail(
-            "data", f"hf_dataset: expected a dataset name, got {dataset!r}", "write hf_dataset: owner/name"
+            "data", f"hf_dataset: expected a dataset name, got {brief_repr(dataset)}", "write hf_dataset: owner/name"
         )
     if config is not None and not isinstance(config, str):
         raise check.fail(
-            "data", f"hf_config: expected a string, got {config!r}", "write hf_config: name, or leave it out"
+            "data", f"hf_config: expected a string, got {brief_repr(config)}", "write hf_config: name, or leave it out"
         )
     if (
         not isinstance(split_names, dict)
@@ -220,7 +273,7 @@ def _hub_loader(
     ):
         raise check.fail(
             "data",
-            f"splits: expected hub split names for train, validation and test, got {split_names!r}",
+            f"splits: expected hub split names for train, validation and test, got {brief_repr(split_names)}",
             "write splits: {train: train, validation: validation, test: test}",
         )
 

@@ -22,6 +22,7 @@ from tuning_bench.api.errors import UsageError, did_you_mean
 from tuning_bench.api.kinds import TaskKind
 from tuning_bench.metrics import SHIPPED_METRICS, metric_direction
 from tuning_bench.api.task import Task, template_fields
+from tuning_bench.api.bounded import MAX_VALUES, brief_repr, too_large
 from tuning_bench.taskfiles.taskdata import Checker, data_loader
 
 REQUIRED_KEYS = ("name", "kind", "instruction", "data", "input_template", "target_template", "metrics")
@@ -63,13 +64,13 @@ def load_task_file(path: str | Path) -> Task:
     higher_is_better = spec.get("higher_is_better", metric_direction(headline))
     if not isinstance(higher_is_better, bool):
         raise check.fail(
-            "higher_is_better", f"expected true or false, got {higher_is_better!r}", "write higher_is_better: true"
+            "higher_is_better", f"expected true or false, got {brief_repr(higher_is_better)}", "write higher_is_better: true"
         )
     max_new_tokens = spec.get("max_new_tokens", 64)
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise check.fail(
             "max_new_tokens",
-            f"expected a positive whole number, got {max_new_tokens!r}",
+            f"expected a positive whole number, got {brief_repr(max_new_tokens)}",
             "write e.g. max_new_tokens: 32",
         )
 
@@ -110,6 +111,9 @@ def _read_yaml(path: Path, check: Checker) -> dict[str, Any]:
         raise check.fail(None, f"not valid YAML{at} ({problem})", "fix the YAML syntax") from None
     except UnicodeDecodeError:
         raise check.fail(None, "not a UTF-8 text file", "save it as UTF-8") from None
+    if too_large(spec):
+        raise check.fail(None, f"expands to more than {MAX_VALUES:,} values (YAML aliases nested too deep)",
+                         "write the values out instead of through nested aliases")
     if not isinstance(spec, dict):
         raise check.fail(
             None,
@@ -131,7 +135,7 @@ def _check_keys(spec: Mapping[str, Any], check: Checker) -> None:
 def _text(spec: Mapping[str, Any], key: str, check: Checker) -> str:
     value = spec.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise check.fail(key, f"expected a non-empty string, got {value!r}", f'write {key}: "..."')
+        raise check.fail(key, f"expected a non-empty string, got {brief_repr(value)}", f'write {key}: "..."')
     return value
 
 
@@ -170,7 +174,7 @@ def _fields(spec: Mapping[str, Any], check: Checker) -> dict[str, str]:
     if not isinstance(fields, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in fields.items()):
         raise check.fail(
             "fields",
-            f"expected a mapping of template field to data column, got {fields!r}",
+            f"expected a mapping of template field to data column, got {brief_repr(fields)}",
             "write e.g. fields: {text: body, label: category}",
         )
     for name in fields:
@@ -202,7 +206,7 @@ def _labels(spec: Mapping[str, Any], kind: TaskKind, check: Checker) -> list[str
     ):
         raise check.fail(
             "labels",
-            f"expected a list of at least two non-empty strings, got {labels!r}",
+            f"expected a list of at least two non-empty strings, got {brief_repr(labels)}",
             "write e.g. labels: [positive, negative]",
         )
     if len(set(labels)) != len(labels):
@@ -221,7 +225,7 @@ def _metrics(spec: Mapping[str, Any], check: Checker) -> list[str]:
     if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
         raise check.fail(
             "metrics",
-            f"expected a non-empty list of metric names, got {metrics!r}",
+            f"expected a non-empty list of metric names, got {brief_repr(metrics)}",
             f"write e.g. metrics: [{SHIPPED_METRICS[0]}]",
         )
     squashed = {re.sub(r"[^a-z0-9]", "", name): name for name in SHIPPED_METRICS}
