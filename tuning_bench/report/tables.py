@@ -446,7 +446,7 @@ def measurement_facts(data: dict[str, Any]) -> list[tuple[str, str]]:
     if run.get("val_every"):
         validation += f", every {run['val_every']} steps and at the end"
     if run.get("patience"):
-        validation += (f"; early stopping after {run['patience']} without an improvement of at least "
+        validation += (f"; early stopping after {run['patience']} validations without an improvement of at least "
                        f"{run.get('min_delta', 0):g}, best state evaluated")
     steps = str(run.get("steps", "—"))
     if run.get("epochs"):
