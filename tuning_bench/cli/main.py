@@ -183,6 +183,10 @@ def _positive(name: str, value: int | None, minimum: int = 1) -> int | None:
 @click.option("--model", help="Registered model name, Hugging Face id or local folder (default: smollm2-135m).")
 @click.option("--seeds", help="Comma list of seeds (default: 0).")
 @click.option("--steps", type=int, help="Optimiser steps per trained method (same for every method).")
+@click.option("--epochs", type=int, help="Passes over each task's train split, instead of --steps (give one of them).")
+@click.option("--val-every", type=int, help="Validate every N steps (default: twice per run; ten times with --patience).")
+@click.option("--patience", type=int, help="Stop after P validations without improvement, evaluate the best state (default: 0, off).")
+@click.option("--min-delta", type=float, help="The least drop in validation loss that counts as an improvement (default: 0).")
 @click.option("--batch-size", type=int, help="Training batch size (same for every method).")
 @click.option("--eval-examples", type=int, help="Test examples evaluated (0: the whole test split).")
 @click.option("--out", type=click.Path(), help="Output directory (default: tbench-runs/latest).")
@@ -201,7 +205,7 @@ def _positive(name: str, value: int | None, minimum: int = 1) -> int | None:
 @click.option("--force", is_flag=True, help="Run every cell again, even if a result is cached.")
 @click.option("--out-overwrite", is_flag=True, help="Write into a non-empty --out that is not a tbench run (its report and CSV files are replaced).")
 @click.option("--trust-remote-code", is_flag=True, default=None, help="Allow models that need code from their repository.")
-def run(methods, task_names, task_files, model, seeds, steps, batch_size, eval_examples, out, config_file, set_items,
+def run(methods, task_names, task_files, model, seeds, steps, epochs, val_every, patience, min_delta, batch_size, eval_examples, out, config_file, set_items,
         quick, device, precision, sweep, keep, prompt_format, executor, threads, max_length, max_new_tokens, force,
         out_overwrite, trust_remote_code) -> None:
     """Train and measure each method on each task, then write results and reports."""
@@ -216,6 +220,8 @@ def run(methods, task_names, task_files, model, seeds, steps, batch_size, eval_e
         "tasks": split_names(task_names, "--tasks") if task_names is not None else None,
         "task_files": list(task_files) or None,
         "model": model, "seeds": _parse_seeds(seeds), "steps": _positive("--steps", steps),
+        "epochs": _positive("--epochs", epochs), "val_every": _positive("--val-every", val_every, 0),
+        "patience": _positive("--patience", patience, 0), "min_delta": _positive("--min-delta", min_delta, 0),
         "batch_size": _positive("--batch-size", batch_size), "eval_examples": _positive("--eval-examples", eval_examples, 0),
         "out": out, "device": device, "precision": precision, "sweep": sweep, "keep": keep,
         "prompt_format": prompt_format, "executor": executor, "threads": _positive("--threads", threads, 0),

@@ -37,6 +37,8 @@ class CellSpec:
     eval_examples: int = 0  # 0: the whole test split
     val_examples: int = 12
     val_every: int = 0  # 0: validate only after the last step
+    patience: int = 0  # early stopping after this many validations without improvement; 0: off
+    min_delta: float = 0.0  # the least drop in validation loss that counts as an improvement
     eval_batch_size: int = 32
     device: str = "cpu"
     precision: str = "fp32"
@@ -225,7 +227,8 @@ def _train_phase(spec: CellSpec, method: Any, config: dict[str, Any], adapted: A
     emit({"event": "phase", "phase": "training", "total": spec.steps})
     probe.start("train")
     train_config = TrainConfig(steps=spec.steps, batch_size=spec.batch_size, learning_rate=config["learning_rate"],
-                               seed=spec.seed, val_every=spec.val_every)
+                               seed=spec.seed, val_every=spec.val_every, patience=spec.patience,
+                               min_delta=spec.min_delta)
     try:
         log = train(adapted, data.train, data.validation, feeder, train_config,
                     on_step=lambda step, loss: emit({"event": "step", "step": step, "total": spec.steps, "loss": loss}),
@@ -260,8 +263,9 @@ def _evaluate_phase(spec: CellSpec, task: Any, method: Any, loaded: Any, adapted
     probe.start("eval")
     start = time.perf_counter()
     adapted.eval()
-    if log is not None and log.val_loss and log.val_loss[-1][0] == spec.steps:
-        final_val = log.val_loss[-1][1]  # measured right after the last step; the model has not changed since
+    measured = dict(log.val_loss) if log is not None else {}
+    if log is not None and log.state_step in measured:
+        final_val = measured[log.state_step]  # measured on the state the model holds (the best, after early stopping)
     else:
         final_val = mean_loss(adapted, data.validation, feeder, spec.batch_size) if data.validation else None
     guard = latency = None
@@ -345,6 +349,13 @@ def _record(spec: CellSpec, task: Any, loaded: Any, adapted: Any, config: dict[s
             "train_target_tokens": log.target_tokens,
             "final_train_loss": log.train_loss[-1],
             "steps": len(log.train_loss),
+            "step_budget": spec.steps,
+            "early_stopping": spec.patience > 0,
+            "stopped_early": log.stopped_early,
+            "best_step": log.best_step,
+            "best_val_loss": log.best_val,
+            "seconds_to_best": log.seconds_to_best,
+            "evaluated_step": log.state_step,
         })
         curves = {"train_loss": log.train_loss, "val_loss": [list(p) for p in log.val_loss],
                   "learning_rate": log.learning_rates}

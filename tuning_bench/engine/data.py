@@ -135,6 +135,12 @@ def length_bucketed_batches(lengths: Sequence[int], batch_size: int, seed: int, 
         yield from batches
 
 
+def epoch_steps(epochs: int, train_examples: int, batch_size: int) -> int:
+    """Steps for ``epochs`` passes over the training split: ``length_bucketed_batches`` yields only full
+    batches (when there is at least one), so an epoch is ``train_examples // batch_size`` steps."""
+    return epochs * max(1, train_examples // batch_size)
+
+
 def sequential_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Every index once, sorted by length into batches (for evaluation)."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])

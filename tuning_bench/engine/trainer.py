@@ -35,6 +35,8 @@ class TrainConfig:
     weight_decay: float = 0.0  # none: soft prompts and adapters are small, and decay would differ by method
     max_grad_norm: float = 1.0
     val_every: int = 0  # 0: validate only at the end
+    patience: int = 0  # validations without improvement before stopping; 0: no early stopping
+    min_delta: float = 0.0  # the least drop in validation loss that counts as an improvement
 
 
 @dataclass
@@ -49,6 +51,11 @@ class TrainLog:
     target_tokens: int = 0
     wall_seconds: float = 0.0  # the whole phase, validation included
     val_seconds: float = 0.0
+    best_step: int | None = None  # the validation with the lowest loss (None: never validated)
+    best_val: float | None = None
+    seconds_to_best: float | None = None  # training time (step times, validation excluded) up to best_step
+    stopped_early: bool = False
+    state_step: int = 0  # the step whose trainable state the model holds after training (best_step when kept)
 
 
 @dataclass
@@ -178,6 +185,39 @@ class Trainer:
         return val
 
 
+class BestState:
+    """The lowest validation loss so far, its step and training time, and, when ``keep`` is set, a copy of
+    the trainable tensors at that step (in memory: only what requires grad, never the frozen model)."""
+
+    def __init__(self, model: Any, min_delta: float, keep: bool) -> None:
+        self.min_delta, self.keep = min_delta, keep
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.tensors: list[torch.Tensor] = []
+        self.step: int | None = None
+        self.val: float | None = None
+        self.seconds: float | None = None
+
+    def offer(self, step: int, val: float, seconds: float) -> bool:
+        """Record ``val`` measured after ``step``; True when it improves on the best by at least min_delta."""
+        if self.val is not None and not (val < self.val and self.val - val >= self.min_delta):
+            return False
+        self.step, self.val, self.seconds = step, val, seconds
+        if self.keep:
+            with torch.no_grad():
+                if self.tensors:
+                    for saved, param in zip(self.tensors, self.params):
+                        saved.copy_(param)  # reuse the copies: no second allocation after the first best
+                else:
+                    self.tensors = [param.detach().clone() for param in self.params]
+        return True
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Put the kept tensors back into the model's trainable parameters."""
+        for saved, param in zip(self.tensors, self.params):
+            param.copy_(saved)
+
+
 def train(
     model: Any,
     train_examples: Sequence[Encoded],
@@ -191,6 +231,11 @@ def train(
     """Train the parameters that require grad for ``config.steps`` steps, validating every
     ``config.val_every`` steps and at the end.
 
+    With ``config.patience`` > 0 (early stopping), training stops after that many validations in a row
+    without an improvement of at least ``config.min_delta``, and the trainable tensors of the best
+    validation are put back, so the caller evaluates the best state. Without it the final state stays
+    and the log's best step only describes the curve.
+
     Batches are drawn by length buckets from a seeded sampler and padded to the longest in each
     batch. ``param_groups`` and ``step_hook`` come from the method (``Method.parameter_groups`` and
     ``Method.on_step``). Raises NonFiniteLoss when the loss stops being finite.
@@ -198,13 +243,25 @@ def train(
     torch.manual_seed(config.seed)
     trainer = Trainer(model, feeder, config, param_groups, step_hook)
     batches = length_bucketed_batches([e.length for e in train_examples], config.batch_size, config.seed)
+    best = BestState(model, config.min_delta, keep=config.patience > 0)
+    since_best = 0
+    log = trainer.log
     started = time.perf_counter()
     for step in range(1, config.steps + 1):
         value = trainer.step([train_examples[i] for i in next(batches)])
         if on_step:
             on_step(step, value)
         if val_examples and (step == config.steps or (config.val_every and step % config.val_every == 0)):
-            trainer.validate(val_examples)
-    trainer.log.wall_seconds = time.perf_counter() - started
+            val = trainer.validate(val_examples)
+            since_best = 0 if best.offer(step, val, sum(log.step_seconds)) else since_best + 1
+            if config.patience and since_best >= config.patience and step < config.steps:
+                log.stopped_early = True
+                break
+    log.state_step = trainer.steps_done
+    if best.keep and best.step is not None and best.step != trainer.steps_done:
+        best.restore()
+        log.state_step = best.step
+    log.best_step, log.best_val, log.seconds_to_best = best.step, best.val, best.seconds
+    log.wall_seconds = time.perf_counter() - started
     model.eval()
-    return trainer.log
+    return log

@@ -17,7 +17,8 @@ from tuning_bench.report.tables import (COST_COLUMNS, MethodRow, TaskView, best_
                                         method_label, method_names, task_names)
 from tuning_bench.run.results import selected_cells
 
-SUMMARY_KEYS = ("trainable_params", "train_peak_bytes", "eval_peak_bytes", "train_seconds", "latency_seconds")
+SUMMARY_KEYS = ("trainable_params", "train_peak_bytes", "eval_peak_bytes", "train_seconds", "seconds_to_best",
+                "latency_seconds")
 
 
 def _summary_table(view: TaskView, failures: int) -> Table:
@@ -55,8 +56,8 @@ def terminal_tables(data: dict[str, Any]) -> list[Table]:
 
 # --- tbench compare ---------------------------------------------------------------------------
 
-RUN_SETTINGS = ("model", "model_fingerprint", "tasks", "task_fingerprints", "methods", "seeds", "steps", "batch_size",
-                "eval_examples", "val_examples", "val_every", "device", "precision", "prompt_format", "max_length",
+RUN_SETTINGS = ("model", "model_fingerprint", "tasks", "task_fingerprints", "methods", "seeds", "steps", "epochs", "batch_size",
+                "eval_examples", "val_examples", "val_every", "patience", "min_delta", "device", "precision", "prompt_format", "max_length",
                 "executor", "sweep", "method_configs")
 ENVIRONMENT_SETTINGS = ("packages", "device_name", "torch_threads", "platform", "project_commit")
 MISSING = object()

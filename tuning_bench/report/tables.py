@@ -35,6 +35,8 @@ COST_COLUMNS = (
     Column("train_peak_bytes", "Peak mem (train)", "bytes", "lower"),
     Column("eval_peak_bytes", "Peak mem (eval)", "bytes", "lower"),
     Column("train_seconds", "Train time", "seconds", "lower", training_cost=True),
+    # shown as "steps / time" (see display_value); ranked by the time
+    Column("seconds_to_best", "Steps/time to best", "to_best", "lower", training_cost=True),
     Column("tokens_per_second", "Tokens/s", "rate", "higher"),
     Column("saved_bytes", "Saved size", "bytes", "lower", training_cost=True),
     Column("latency_seconds", "Latency", "seconds", "lower"),
@@ -152,6 +154,8 @@ def cell_values(cell: dict[str, Any]) -> dict[str, float | None]:
         "train_peak_bytes": peak_bytes(m, "train") if trained else None,
         "eval_peak_bytes": peak_bytes(m, "eval"),
         "train_seconds": m.get("train_seconds") if trained else None,
+        "seconds_to_best": m.get("seconds_to_best") if trained else None,
+        "steps_to_best": m.get("best_step") if trained else None,
         "tokens_per_second": m.get("tokens_per_second") if trained else None,
         "saved_bytes": m.get("saved_bytes"),
         "latency_seconds": m.get("latency_seconds"),
@@ -172,7 +176,7 @@ def _task_info(data: dict[str, Any], task: str, cells: list[dict[str, Any]]) -> 
 def _row(method: str, cells: list[dict[str, Any]], metrics: list[str]) -> MethodRow:
     ok = [c for c in cells if c["status"] == "ok"]
     per_cell = [cell_values(c) for c in ok]
-    values = {col.key: mean_std(v[col.key] for v in per_cell)[0] for col in COST_COLUMNS}
+    values = {key: mean_std(v[key] for v in per_cell)[0] for key in [c.key for c in COST_COLUMNS] + ["steps_to_best"]}
     quality = {name: mean_std(_number((c.get("quality") or {}).get(name)) for c in ok)[0] for name in metrics}
     headline = Stat(*mean_std(_number((c.get("headline") or {}).get("value")) for c in ok))
     trials = sorted({c.get("trial") or "" for c in cells})
@@ -373,6 +377,9 @@ def display_value(row: MethodRow, column: Column) -> str:
     """A row's value in a column as every output shows it."""
     if column.key == "headline":
         return format_headline(row.headline)
+    if column.unit == "to_best":
+        seconds = row.value(column.key)
+        return "—" if seconds is None else f"{format_count(row.values.get('steps_to_best'))} / {format_seconds(seconds)}"
     return format_value(column.unit, row.value(column.key))
 
 
@@ -410,6 +417,9 @@ DEFINITIONS = (
                     "torch.cuda.max_memory_allocated, reset between phases."),
     ("Training time", "Training time is the sum of the optimiser step times, validation excluded; tokens/s is the "
                       "non-padding tokens of the training batches divided by that time."),
+    ("Steps/time to best", "The step of the lowest validation loss and the training time up to it (means over "
+                           "seeds); with early stopping (--patience) that state is the one evaluated, without it the "
+                           "final state is evaluated and this only reads the validation curve."),
     ("Saved size", "Saved size is the bytes of the weight files the method saves (0 for methods that only change "
                    "the prompt)."),
     ("Latency", "Latency is the wall time to answer one test example at batch size 1 (greedy generation for "
@@ -435,6 +445,13 @@ def measurement_facts(data: dict[str, Any]) -> list[tuple[str, str]]:
     validation = f"{run.get('val_examples', '—')} examples"
     if run.get("val_every"):
         validation += f", every {run['val_every']} steps and at the end"
+    if run.get("patience"):
+        validation += (f"; early stopping after {run['patience']} validations without an improvement of at least "
+                       f"{run.get('min_delta', 0):g}, best state evaluated")
+    steps = str(run.get("steps", "—"))
+    if run.get("epochs"):
+        resolved = sorted({(c.get("config") or {}).get("steps") for c in data["cells"]} - {None})
+        steps = f"{run['epochs']} epochs ({_join(resolved)} steps)"
     total, cached = run.get("cells_total"), run.get("cells_cached")
     cells = "—" if total is None else f"{total} total: {cached or 0} reused from cache, {total - (cached or 0)} run"
     facts = [
@@ -450,7 +467,7 @@ def measurement_facts(data: dict[str, Any]) -> list[tuple[str, str]]:
         ("Tasks", _join(tasks)),
         ("Methods", _join(run.get("methods"))),
         ("Seeds", _join(run.get("seeds"))),
-        ("Training steps", str(run.get("steps", "—"))),
+        ("Training steps", steps),
         ("Batch size", str(run.get("batch_size", "—"))),
         ("Eval examples", {0: "whole test split", None: "—"}.get(eval_examples, str(eval_examples))),
         ("Validation", validation),

@@ -132,7 +132,7 @@ CSV_COLUMNS = [
     "trainable_params", "total_params", "trainable_percent", "final_train_loss", "final_val_loss", "val_perplexity",
     "train_seconds", "median_step_seconds", "tokens_per_second", "train_peak_bytes", "eval_peak_bytes",
     "baseline_bytes", "saved_bytes", "generation_seconds_per_example", "latency_seconds", "eval_examples", "steps",
-    "learning_rate",
+    "best_step", "seconds_to_best", "stopped_early", "learning_rate",
 ]
 
 

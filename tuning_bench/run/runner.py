@@ -23,6 +23,7 @@ from typing import Any
 
 from tuning_bench import __version__
 from tuning_bench.engine.cell import CellSpec
+from tuning_bench.engine.data import epoch_steps
 from tuning_bench.api.errors import UsageError
 from tuning_bench.run.executor import CellJob, Executor, InProcessExecutor, LocalExecutor
 from tuning_bench.host.lookup import resolve_model, resolve_task
@@ -118,6 +119,9 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
     token_cache = out_dir / ".cache"
     jobs = []
     for task_name in task_names:
+        steps = (epoch_steps(settings.epochs, len(tasks[task_name].splits()["train"]), settings.batch_size)
+                 if settings.epochs else settings.steps)
+        val_every = settings.val_every or max(1, steps // (10 if settings.patience else 2))
         for method_name in methods:
             method = catalog.methods.get(method_name)
             trials: list[tuple[str, dict[str, Any]]] = [("", method_configs[method_name])]
@@ -129,9 +133,9 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
                 for trial, config in trials:
                     spec = CellSpec(
                         task=task_name, method=method_name, seed=seed, model=settings.model, method_config=config,
-                        steps=settings.steps, batch_size=settings.batch_size, eval_examples=settings.eval_examples,
-                        val_examples=settings.val_examples,
-                        val_every=settings.val_every or max(1, settings.steps // 2),
+                        steps=steps, batch_size=settings.batch_size, eval_examples=settings.eval_examples,
+                        val_examples=settings.val_examples, val_every=val_every,
+                        patience=settings.patience, min_delta=settings.min_delta,
                         eval_batch_size=settings.eval_batch_size, device=device, precision=precision,
                         threads=settings.threads, max_length=settings.max_length, prompt_format=settings.prompt_format,
                         keep=settings.keep, trust_remote_code=settings.trust_remote_code, samples=settings.samples,
@@ -289,8 +293,9 @@ def assemble(plan: Plan, records: dict[str, dict[str, Any]], cached: set[str], w
         "run": {
             "model": s.model, "model_fingerprint": plan.source.fingerprint(),
             "tasks": list(plan.tasks), "task_fingerprints": plan.task_fingerprints,
-            "methods": list(plan.method_configs), "seeds": s.seeds, "steps": s.steps, "batch_size": s.batch_size,
+            "methods": list(plan.method_configs), "seeds": s.seeds, "steps": s.steps, "epochs": s.epochs, "batch_size": s.batch_size,
             "eval_examples": s.eval_examples, "val_examples": s.val_examples, "val_every": s.val_every,
+            "patience": s.patience, "min_delta": s.min_delta,
             "device": device.type, "precision": plan.jobs[0].spec.precision if plan.jobs else s.precision,
             "prompt_format": s.prompt_format, "max_length": s.max_length, "executor": s.executor,
             "method_configs": plan.method_configs, "sweep": plan.sweep, "wall_seconds": wall_seconds,

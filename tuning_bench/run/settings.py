@@ -24,10 +24,13 @@ class RunSettings:
     # Sized so that the default run (8 methods, one seed) ends within 10 minutes on a 2-core CPU; see
     # bench/RESULTS.md for the measured breakdown.
     steps: int = 12
+    epochs: int = 0  # > 0: train this many passes over each task's train split instead of `steps`
     batch_size: int = 4
     eval_examples: int = 20
     val_examples: int = 8
-    val_every: int = 0  # 0: twice per run (half-way and at the end)
+    val_every: int = 0  # 0: twice per run (half-way and at the end), or ten times with early stopping
+    patience: int = 0  # early stopping after this many validations without improvement; 0: off
+    min_delta: float = 0.0  # the least drop in validation loss that counts as an improvement
     eval_batch_size: int = 20
     device: str = "auto"
     precision: str = "auto"
@@ -102,6 +105,10 @@ def check_value(name: str, value: Any, where: str) -> Any:
         if value < _MINIMUM.get(name, 0):
             raise UsageError(f"{where}: {name} must be at least {_MINIMUM.get(name, 0)} (got {value})")
         return value
+    if isinstance(default, float):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+            raise UsageError(f"{where}: {name} must be a number of at least 0 (got {value!r})")
+        return float(value)
     if isinstance(default, str):
         if not isinstance(value, str):
             raise UsageError(f"{where}: {name} must be a string (got {_type_name(value)})")
@@ -140,10 +147,17 @@ def load_suite(path: Path) -> dict[str, Any]:
 
 
 def build_settings(quick: bool, suite: dict[str, Any], flags: dict[str, Any]) -> RunSettings:
-    """Defaults, then --quick, then the suite file, then command-line flags (later wins)."""
+    """Defaults, then --quick, then the suite file, then command-line flags (later wins).
+
+    `steps` and `epochs` both set the training length: a later layer's one replaces an earlier layer's
+    other, and one layer that sets both is refused."""
     settings = RunSettings()
     layers = [QUICK if quick else {}, suite, flags]
-    for layer in layers:
+    for layer, where in zip(layers, ("--quick", "the suite config file", "the command line")):
+        if layer.get("steps") is not None and layer.get("epochs"):
+            raise UsageError(f"{where} sets both steps and epochs; give one (epochs: that many passes over the train split)")
+        if layer.get("steps") is not None:
+            settings.epochs = 0
         for key, value in layer.items():
             if value is None:
                 continue
@@ -152,4 +166,6 @@ def build_settings(quick: bool, suite: dict[str, Any], flags: dict[str, Any]) ->
                     settings.options.setdefault(method, {}).update(opts)
                 continue
             setattr(settings, key, value)
+    if settings.patience and not settings.val_examples:
+        raise UsageError("early stopping (patience) needs validation examples; set val_examples to at least 1")
     return settings
