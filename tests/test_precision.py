@@ -180,3 +180,27 @@ def test_auto_on_a_fast_bf16_cpu_runs_bf16_and_records_the_ratio_and_cpu(tiny, t
 def test_auto_defaults_to_fp32_in_the_tests_whatever_the_cpu(tiny, tmp_path):
     """conftest pins the probe, so the other tests' results do not depend on the machine's bf16 speed."""
     assert choose_precision("auto", "cpu").precision == "fp32"
+
+
+def test_bf16_tie_margin_scales_with_the_logit_fp32_stays_tight():
+    from tuning_bench.engine.generation import GenerationSettings, _tie_margin
+
+    def settings(dtype):
+        return GenerationSettings(8, (0,), 0, 4, True, torch.device("cpu"), dtype)
+
+    assert _tie_margin(settings(None), 32.0) == 1e-3
+    assert _tie_margin(settings(torch.bfloat16), 32.0) == 1.0  # a bf16 logit near 32 is resolved to 0.25
+    assert _tie_margin(settings(torch.bfloat16), 0.5) == 0.05
+
+
+def test_a_wrong_generation_still_fails_the_guard_in_bf16(tiny, tmp_path, monkeypatch):
+    import tuning_bench.engine.generation as generation
+
+    real = generation.generate_batch
+
+    def corrupted(model, prompts, settings, max_new_tokens=None):
+        return [[(t + 1) % 300 for t in row] + [7] for row in real(model, prompts, settings, max_new_tokens)]
+
+    monkeypatch.setattr(generation, "generate_batch", corrupted)
+    record = _cell(tmp_path, "lora", "bf16", steps=1)
+    assert record["status"] == "failed" and record["error"].startswith("generation guard failed")
