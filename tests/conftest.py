@@ -33,6 +33,15 @@ def fresh_plugins(monkeypatch):
     plugins._extra_modules.clear()
 
 
+@pytest.fixture(autouse=True)
+def bf16_measured_slow(monkeypatch):
+    """`--precision auto` resolves to fp32 on a CPU in tests, whatever this machine's bf16 speed, so a
+    run's results do not depend on the CPU that runs the tests; test_precision injects its own probes."""
+    from tuning_bench.engine import precision
+
+    monkeypatch.setattr(precision, "cached_probe", lambda: precision.Probe(fp32_seconds=1.0, bf16_seconds=1.0))
+
+
 @pytest.fixture
 def tiny():
     """Register the tiny test models and tasks (tuning_bench.testing) and the fake test methods."""

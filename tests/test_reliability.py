@@ -63,7 +63,6 @@ def test_missing_suite_file(cli_runner, tmp_path):
         (["--set", "prompt"], "expected METHOD.OPTION=VALUE"),
         (["--set", "nomethod.x=1"], "Unknown method 'nomethod'"),
         (["--methods", "prompt", "--set", "lora.r=4"], "method 'lora' is not part of this run"),
-        (["--precision", "bf16", "--device", "cpu"], "--precision bf16 needs a CUDA device"),
         (["--device", "tpu"], "--device tpu: expected auto, cpu, cuda or cuda:N"),
         (["--methods", ","], "--methods: expected a comma-separated list of names"),
     ],

@@ -10,7 +10,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from tuning_bench.cli.console import stderr
+from tuning_bench.cli.console import stderr, warn
 from tuning_bench.run.executor import CellJob
 from tuning_bench.run.runner import Plan, RunView
 
@@ -36,6 +36,8 @@ class LiveView(RunView):
             stderr.print(f"{len(done)} of {len(plan.jobs)} cells already finished in {plan.out_dir} (skipped; --force re-runs them)")
         if not todo:
             return
+        if plan.precision_choice and plan.precision_choice.warning:
+            warn(escape(plan.precision_choice.warning))
         stderr.print(f"running {len(todo)} cells on {plan.jobs[0].spec.device} ({plan.jobs[0].spec.precision}), "
                      f"{plan.settings.steps} steps each, results in {plan.out_dir}")
         self.cells_task = self.cells.add_task("cells", total=len(todo))

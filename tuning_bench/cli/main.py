@@ -194,7 +194,7 @@ def _positive(name: str, value: int | None, minimum: int = 1) -> int | None:
 @click.option("--set", "set_items", multiple=True, help="Method option override, METHOD.OPTION=VALUE (repeatable).")
 @click.option("--quick", is_flag=True, help="A smoke run: few steps and few evaluation examples.")
 @click.option("--device", help="auto, cpu, cuda or cuda:N (default: auto).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), help="bf16 autocast needs CUDA (default: auto).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), help="auto: bf16 autocast on CUDA, and on a CPU where a short probe measures it faster; else fp32.")
 @click.option("--sweep", type=click.Choice(["lr"]), help="Try learning rates around each method's default; pick by validation loss.")
 @click.option("--keep", type=click.Choice(["adapters", "all", "none"]), help="Trained states kept on disk (default: adapters).")
 @click.option("--prompt-format", type=click.Choice(["auto", "chat", "plain"]), help="auto: the chat template when the model has one.")

@@ -28,6 +28,7 @@ from tuning_bench.api.errors import UsageError
 from tuning_bench.run.executor import CellJob, Executor, InProcessExecutor, LocalExecutor
 from tuning_bench.host.lookup import resolve_model, resolve_task
 from tuning_bench.engine.measure import package_versions
+from tuning_bench.engine.precision import PrecisionChoice, choose_precision
 from tuning_bench.api.model import ModelSource
 from tuning_bench.api.options import resolve_options
 from tuning_bench.host.plugins import Catalog, extra_modules
@@ -58,9 +59,10 @@ class Plan:
     sweep: dict[str, Any] | None
     command: str = ""
     task_fingerprints: dict[str, str] = field(default_factory=dict)
+    precision_choice: PrecisionChoice | None = None
 
 
-def _resolve_device(requested: str, precision: str) -> tuple[str, str]:
+def _resolve_device(requested: str, precision: str) -> tuple[str, PrecisionChoice]:
     import torch
 
     if requested == "auto":
@@ -71,11 +73,7 @@ def _resolve_device(requested: str, precision: str) -> tuple[str, str]:
         device = requested
     else:
         raise UsageError(f"--device {requested}: expected auto, cpu, cuda or cuda:N")
-    if precision == "auto":
-        precision = "bf16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "fp32"
-    if precision == "bf16" and device == "cpu":
-        raise UsageError("--precision bf16 needs a CUDA device (bf16 matmuls are ~50x slower than fp32 on this CPU); use fp32")
-    return device, precision
+    return device, choose_precision(precision, device)
 
 
 def _cell_key(spec: CellSpec, task_fingerprint: str, model_fingerprint: str) -> str:
@@ -108,7 +106,8 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
         raise UsageError("no task to run: give --tasks NAME[,NAME] or --task-file FILE.yaml")
     tasks = {name: resolve_task(catalog, name) for name in task_names}
     source = resolve_model(catalog, settings.model, settings.trust_remote_code)
-    device, precision = _resolve_device(settings.device, settings.precision)
+    device, precision_choice = _resolve_device(settings.device, settings.precision)
+    precision = precision_choice.precision
     sweep = None
     if settings.sweep:
         parameter, factors = SWEEPS[settings.sweep]
@@ -144,7 +143,8 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
                     )
                     key = _cell_key(spec, task_fingerprints[task_name], model_fingerprint)
                     jobs.append(CellJob(spec, key, out_dir / "cells" / key, token_cache))
-    return Plan(settings, out_dir, tasks, source, jobs, method_configs, sweep, command, task_fingerprints)
+    return Plan(settings, out_dir, tasks, source, jobs, method_configs, sweep, command, task_fingerprints,
+                precision_choice)
 
 
 class OutputLock:
@@ -297,6 +297,7 @@ def assemble(plan: Plan, records: dict[str, dict[str, Any]], cached: set[str], w
             "eval_examples": s.eval_examples, "val_examples": s.val_examples, "val_every": s.val_every,
             "patience": s.patience, "min_delta": s.min_delta,
             "device": device.type, "precision": plan.jobs[0].spec.precision if plan.jobs else s.precision,
+            "precision_choice": plan.precision_choice.as_record() if plan.precision_choice else None,
             "prompt_format": s.prompt_format, "max_length": s.max_length, "executor": s.executor,
             "method_configs": plan.method_configs, "sweep": plan.sweep, "wall_seconds": wall_seconds,
             "cells_total": len(plan.jobs), "cells_cached": len(cached & set(records)),
