@@ -38,8 +38,10 @@ class Accuracy(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references):
+    def _compute(self, predictions, references, per_example=False):
+        scores = [float(p.strip() == r.strip()) for p, r in zip(predictions, references)]
+        if per_example:
+            return {"accuracy": scores}
         if not references:
             return {"accuracy": 0.0}
-        correct = sum(p.strip() == r.strip() for p, r in zip(predictions, references))
-        return {"accuracy": correct / len(references)}
+        return {"accuracy": sum(scores) / len(references)}

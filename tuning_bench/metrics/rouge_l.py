@@ -88,6 +88,8 @@ class RougeL(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references):
+    def _compute(self, predictions, references, per_example=False):
         scores = [rouge_l_f1(p, r) for p, r in zip(predictions, references)]
+        if per_example:
+            return {"rouge_l": scores}
         return {"rouge_l": sum(scores) / len(scores) if scores else 0.0}

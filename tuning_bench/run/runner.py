@@ -236,7 +236,7 @@ def assemble(plan: Plan, records: dict[str, dict[str, Any]], cached: set[str], w
     first_env = next((c.get("environment") for c in cells if c.get("environment")), None)
     device = torch.device(plan.jobs[0].spec.device if plan.jobs else "cpu")
     s = plan.settings
-    return clean_floats({
+    data = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -251,13 +251,17 @@ def assemble(plan: Plan, records: dict[str, dict[str, Any]], cached: set[str], w
             "device": device.type, "precision": plan.jobs[0].spec.precision if plan.jobs else s.precision,
             "prompt_format": s.prompt_format, "max_length": s.max_length, "executor": s.executor,
             "method_configs": plan.method_configs, "sweep": plan.sweep, "wall_seconds": wall_seconds,
-            "cells_total": len(plan.jobs), "cells_cached": len(cached & set(records)),
+            "cells_total": len(plan.jobs), "cells_cached": len(cached & set(records)), "quick": s.quick,
         },
         "environment": first_env or environment(device),
         "tasks": {name: task.summary() for name, task in plan.tasks.items()},
         "sweep": sweep,
         "cells": cells,
-    })
+    }
+    from tuning_bench.report.verdicts import build_verdicts
+
+    # The verdicts come first in the file, as in every report: they answer the question the run asked.
+    return clean_floats({"verdicts": build_verdicts(data), **data})
 
 
 def write_outputs(out_dir: Path, data: dict[str, Any], reports: bool = True) -> None:
