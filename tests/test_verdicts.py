@@ -103,7 +103,11 @@ def test_verdict_json_shape():
 
 
 def test_a_quick_run_says_it_supports_no_conclusion():
-    [verdict] = build_verdicts(record([cell("a", 0, [1, 0, 1, 1]), cell("b", 0, [0, 0, 1, 1])], quick=True))
+    few = build_verdicts(record([cell("a", 0, [1, 0, 1, 1]), cell("b", 0, [0, 0, 1, 1])]))[0]
+    assert few["smoke"] and "supports no conclusion" in few["summary"][0]  # 4 examples: smoke even without --quick
+    clear = three_seeds("a", 0.8) + three_seeds("b", 0.2)
+    assert not build_verdicts(record(clear))[0]["smoke"]
+    [verdict] = build_verdicts(record(clear, quick=True))  # the same data, marked --quick
     assert verdict["smoke"] and "supports no conclusion" in verdict["summary"][0]
 
 
@@ -179,3 +183,28 @@ def test_compare_gives_a_paired_interval_for_each_methods_change():
     for table in compare_runs(before, after):
         console.print(table)
     assert "n=80" in console.export_text()
+
+
+def test_a_real_run_records_per_example_scores_and_verdicts(tiny, tmp_path):
+    from tuning_bench.host.plugins import load_catalog
+    from tuning_bench.run.executor import InProcessExecutor
+    from tuning_bench.run.results import load_results
+    from tuning_bench.run.runner import execute, plan_run
+    from tuning_bench.run.settings import RunSettings
+
+    settings = RunSettings(methods=["zero-shot", "lora"], tasks=["tiny-gen"], model="tiny-llama", seeds=[0, 1], steps=2,
+                           batch_size=4, eval_examples=3, val_examples=2, eval_batch_size=4, out=str(tmp_path / "run"),
+                           executor="in-process", samples=2)
+    execute(plan_run(settings, load_catalog()), executor=InProcessExecutor(), prepare_model=False)
+    data = load_results(tmp_path / "run")
+    assert list(data)[0] == "verdicts" and data["run"]["quick"] is False
+    for cell in data["cells"]:
+        per_example = cell["per_example"]
+        assert per_example["index"] == [0, 1, 2] and len(per_example["references"]) == 3
+        for metric, values in per_example["scores"].items():
+            assert np.mean(values) == pytest.approx(cell["quality"][metric], abs=1e-12)
+    [verdict] = data["verdicts"]
+    assert verdict["computed"] and verdict["task"] == "tiny-gen" and verdict["examples"] == 3
+    assert set(verdict["methods"]) == {"zero-shot", "lora"}
+    assert verdict["smoke"]  # 3 examples of a random tiny model: the intervals cover every difference
+    assert (tmp_path / "run" / "report.md").read_text().startswith("# tbench report\n\n## Verdict")

@@ -17,6 +17,7 @@ _KWARGS_DESCRIPTION = """
 Args:
     predictions (list of str): predicted labels.
     references (list of str): true labels.
+    per_example (bool, default False): return the list of per-example scores instead of their mean.
 Returns:
     accuracy (float): 0..1.
 Examples:

@@ -24,6 +24,8 @@ _KWARGS_DESCRIPTION = """
 Args:
     predictions (list of str): generated texts.
     references (list of str): one reference text per prediction.
+    statistics (bool, default False): instead of the score, per pair the 18 counts it sums
+        ([prediction n-grams, reference n-grams, matches] for orders 1..6).
 Returns:
     chrf (float): corpus chrF, 0..100.
 Examples:

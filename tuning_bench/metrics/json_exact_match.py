@@ -21,6 +21,7 @@ _KWARGS_DESCRIPTION = """
 Args:
     predictions (list of str): generated JSON texts.
     references (list of str): reference JSON objects, as text.
+    per_example (bool, default False): return the list of per-example scores instead of their mean.
 Returns:
     json_exact_match (float): 0..1.
 Examples:

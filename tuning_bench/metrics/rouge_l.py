@@ -22,6 +22,7 @@ _KWARGS_DESCRIPTION = """
 Args:
     predictions (list of str): generated texts.
     references (list of str): one reference text per prediction.
+    per_example (bool, default False): return the list of per-example scores instead of their mean.
 Returns:
     rouge_l (float): mean ROUGE-L F1, 0..1.
 Examples:

@@ -164,7 +164,7 @@ def _task_table(name: str, view_a: TaskView | None, view_b: TaskView | None, ord
     if len(set(metrics)) > 1:
         title += f" (headline metric changed: {metrics[0]} → {metrics[1]})"
     table = Table(title=Text(title), title_justify="left")
-    for label in ("Method", "A", "B", "Δ (B − A)", "Δ on shared examples [95 % CI]", "Train time", "Peak memory",
+    for label in ("Method", "A", "B", "Δ (B − A)", "Δ paired [95 % CI]", "Train time", "Peak memory",
                   "Trainable params"):
         table.add_column(label, justify="left" if label == "Method" else "right")
     rows_a = {r.method: r for r in view_a.rows} if view_a else {}
@@ -184,6 +184,9 @@ def _task_table(name: str, view_a: TaskView | None, view_b: TaskView | None, ord
                       _change(va.get("train_seconds"), vb.get("train_seconds"), format_seconds),
                       _change(ra.peak_memory if ra else None, rb.peak_memory if rb else None, format_bytes),
                       _change(va.get("trainable_params"), vb.get("trainable_params"), format_count))
+    table.caption = Text("Δ paired: the change on the test examples both runs scored, with its 95 % paired-bootstrap "
+                         "interval (n = examples); — where a run kept no per-example scores.")
+    table.caption_justify = "left"
     return table
 
 

@@ -18,6 +18,7 @@ from tuning_bench.stats.bootstrap import (LEVEL, RESAMPLES, SEED, example_weight
                                           method_samples, observed, paired_bootstrap)
 from tuning_bench.stats.samples import cell_statistic, example_indices
 
+MIN_EXAMPLES = 10  # below this a percentile interval is too coarse to mean anything
 CRITERIA = (("trainable_params", "fewest trainable parameters", format_count),
             ("train_peak_memory", "lowest training peak memory", format_bytes),
             ("train_seconds", "shortest training", format_seconds))
@@ -104,11 +105,13 @@ def task_verdict(view: TaskView, cells: list[dict[str, Any]], quick: bool, resam
 
 
 def _is_smoke(verdict: dict[str, Any], quick: bool) -> bool:
-    """A smoke run: --quick, or every method's interval is wider than the whole spread of the means."""
+    """A smoke run: --quick, fewer than MIN_EXAMPLES test examples, or every method's interval at least
+    as wide as the whole spread of the means (the run resolves nothing)."""
     methods = verdict["methods"].values()
     means = [m["mean"] for m in methods]
     spread = max(means) - min(means)
-    return quick or all(m["ci95"][1] - m["ci95"][0] > spread for m in methods)
+    return (quick or verdict["examples"] < MIN_EXAMPLES
+            or all(m["ci95"][1] - m["ci95"][0] >= spread for m in methods))
 
 
 def _separation_estimate(verdict: dict[str, Any], samples: dict[str, np.ndarray], higher: bool) -> dict[str, Any] | None:
@@ -135,7 +138,7 @@ def summary(verdict: dict[str, Any]) -> list[str]:
     lines = []
     if verdict["smoke"]:
         lines.append(f"Smoke run ({verdict['examples']} test examples): it supports no conclusion about which method "
-                     "is better; its intervals are as wide as the differences. Run without --quick for a verdict.")
+                     "is better. Run without --quick, with more test examples or seeds, for a verdict.")
     leader = verdict["best"][0]
     low, high = methods[leader]["ci95"]
     lines.append(f"Best on {metric}: {_names(verdict['best'])} ({format_value('metric', methods[leader]['mean'])}, "
