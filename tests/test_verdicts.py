@@ -195,8 +195,16 @@ def test_a_real_run_records_per_example_scores_and_verdicts(tiny, tmp_path):
     settings = RunSettings(methods=["zero-shot", "lora"], tasks=["tiny-gen"], model="tiny-llama", seeds=[0, 1], steps=2,
                            batch_size=4, eval_examples=3, val_examples=2, eval_batch_size=4, out=str(tmp_path / "run"),
                            executor="in-process", samples=2)
+    plan = plan_run(settings, load_catalog())
+    execute(plan, executor=InProcessExecutor(), prepare_model=False)
+    # A cached record from before per-example scores is run again, not reused without them.
+    old = next(job for job in plan.jobs if job.spec.method == "lora")
+    path = old.cell_dir.parent / f"{old.key}.json"
+    path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "per_example"}))
     execute(plan_run(settings, load_catalog()), executor=InProcessExecutor(), prepare_model=False)
     data = load_results(tmp_path / "run")
+    assert [c["cached"] for c in data["cells"] if c["key"] == old.key] == [False]
+    assert sum(c["cached"] for c in data["cells"]) == 3
     assert list(data)[0] == "verdicts" and data["run"]["quick"] is False
     for cell in data["cells"]:
         per_example = cell["per_example"]

@@ -192,6 +192,8 @@ def _read_record(job: CellJob) -> dict[str, Any] | None:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None  # a damaged record is treated as missing: the cell runs again
+    if isinstance(record, dict) and record.get("status") == "ok" and "per_example" not in record:
+        return None  # written before per-example scores (schema 1): run again so the verdict can use it
     return record if isinstance(record, dict) and record.get("status") in ("ok", "failed", "not_applicable") else None
 
 
