@@ -99,7 +99,7 @@ def task_verdict(view: TaskView, cells: list[dict[str, Any]], quick: bool, resam
                "cheapest": cheapest, "methods": methods, "examples": len(shared), "resamples": resamples,
                "bootstrap_seed": seed, "level": LEVEL}
     verdict["smoke"] = _is_smoke(verdict, quick)
-    verdict["separation_estimate"] = _separation_estimate(verdict, samples, view.higher_is_better)
+    verdict["separation_estimate"] = _separation_estimate(verdict, samples)
     verdict["summary"] = summary(verdict)
     return verdict
 
@@ -114,9 +114,15 @@ def _is_smoke(verdict: dict[str, Any], quick: bool) -> bool:
             or all(m["ci95"][1] - m["ci95"][0] >= spread for m in methods))
 
 
-def _separation_estimate(verdict: dict[str, Any], samples: dict[str, np.ndarray], higher: bool) -> dict[str, Any] | None:
+def _ranked(verdict: dict[str, Any]) -> list[str]:
+    """Method names, best mean first (stable for ties)."""
+    sign = -1.0 if verdict["higher_is_better"] else 1.0
+    return sorted(verdict["methods"], key=lambda m: sign * verdict["methods"][m]["mean"])
+
+
+def _separation_estimate(verdict: dict[str, Any], samples: dict[str, np.ndarray]) -> dict[str, Any] | None:
     """For the best and the runner-up when they are not separated: examples that would separate them."""
-    ranked = sorted(verdict["methods"], key=lambda m: -verdict["methods"][m]["mean"] if higher else verdict["methods"][m]["mean"])
+    ranked = _ranked(verdict)
     if len(ranked) < 2 or verdict["methods"][ranked[1]]["separated_from_best"]:
         return None
     first, second = ranked[0], ranked[1]
@@ -182,13 +188,14 @@ def verdict_rows(verdict: dict[str, Any]) -> list[list[str]]:
     """The verdict's per-method table as text cells (same in every output), best group first."""
     rows = []
     f = lambda v: format_value("metric", v)  # noqa: E731
-    for method, m in sorted(verdict["methods"].items(), key=lambda kv: (kv[1]["separated_from_best"],
-                                                                        -kv[1]["mean"] if verdict["higher_is_better"] else kv[1]["mean"])):
+    ranked = _ranked(verdict)
+    for method in sorted(ranked, key=lambda name: verdict["methods"][name]["separated_from_best"]):  # stable: by mean within
+        m = verdict["methods"][method]
         low, high = m["ci95"]
         dlow, dhigh = m["difference_ci95"]
         label = "best" if method in verdict["best"] else ("below best" if m["separated_from_best"] else "best group")
-        rows.append([method, f(m["mean"]), f"[{f(low)}, {f(high)}]",
-                     "—" if method in verdict["best"] else f"{m['difference_to_best']:+.3f} [{dlow:+.3f}, {dhigh:+.3f}]",
+        difference = f"{m['difference_to_best']:+.3f} [{dlow:+.3f}, {dhigh:+.3f}]"
+        rows.append([method, f(m["mean"]), f"[{f(low)}, {f(high)}]", "—" if method in verdict["best"] else difference,
                      str(m["seeds"]), label])
     return rows
 

@@ -32,19 +32,21 @@ def _positions(cell: dict[str, Any], shared: Sequence[int]) -> np.ndarray:
     return np.array([where[i] for i in shared], dtype=np.int64)
 
 
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, 0 where the denominator is 0."""
+    return np.divide(numerator, denominator, out=np.zeros_like(numerator, dtype=np.float64), where=denominator > 0)
+
+
 def chrf_combine(summed: np.ndarray) -> np.ndarray:
     """chrF (0..100) from summed per-pair counts (resamples, 18), as the chrf metric's f_score."""
     counts = summed.reshape(summed.shape[0], CHRF_ORDER, 3)
     predicted, expected, matched = counts[..., 0], counts[..., 1], counts[..., 2]
-    effective = (predicted > 0) & (expected > 0)
-    orders = effective.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(effective, matched / np.where(predicted > 0, predicted, 1), 0).sum(axis=1) / np.maximum(orders, 1)
-        recall = np.where(effective, matched / np.where(expected > 0, expected, 1), 0).sum(axis=1) / np.maximum(orders, 1)
-        factor = CHRF_BETA**2
-        denominator = factor * precision + recall
-        score = np.where(denominator > 0, 100 * (1 + factor) * precision * recall / np.where(denominator > 0, denominator, 1), 0.0)
-    score = np.where(orders == 0, 0.0, score)
+    effective = (predicted > 0) & (expected > 0)  # orders with n-grams on both sides
+    orders = effective.sum(axis=1).astype(np.float64)
+    precision = _ratio(np.where(effective, _ratio(matched, predicted), 0.0).sum(axis=1), orders)
+    recall = _ratio(np.where(effective, _ratio(matched, expected), 0.0).sum(axis=1), orders)
+    factor = CHRF_BETA**2
+    score = 100 * _ratio((1 + factor) * precision * recall, factor * precision + recall)
     # Every drawn pair empty on both sides: the metric calls that exact (100).
     return np.where(summed.sum(axis=1) == 0, 100.0, score)
 
