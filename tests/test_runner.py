@@ -48,7 +48,7 @@ def test_grid_produces_schema_valid_results_and_reports(tiny, tmp_path):
     data, plan = _run(settings(tmp_path))
     out = tmp_path / "run"
     on_disk = load_results(out)
-    assert on_disk["schema_version"] == 1 and len(on_disk["cells"]) == 4
+    assert on_disk["schema_version"] == 2 and len(on_disk["cells"]) == 4
     for cell in on_disk["cells"]:
         assert set(REQUIRED_CELL_KEYS) <= set(cell)
         assert cell["status"] == "ok", cell["error"]

@@ -253,9 +253,10 @@ def run(methods, task_names, task_files, model, seeds, steps, epochs, val_every,
     finally:
         view.close()
         signal.signal(signal.SIGTERM, previous)
-    from tuning_bench.report import terminal_tables
+    from tuning_bench.report import terminal_tables, terminal_verdicts
 
-    for table in terminal_tables(data):
+    # The verdict first: it answers the question the run was for; the tables below are its evidence.
+    for table in [*terminal_verdicts(data), *terminal_tables(data)]:
         stdout.print(table)
     stdout.print(f"results: {plan.out_dir / 'results.json'}, report: {plan.out_dir / 'report.html'}")
     failed = [c for c in data["cells"] if c["status"] == "failed"]

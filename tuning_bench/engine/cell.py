@@ -376,6 +376,10 @@ def _record(spec: CellSpec, task: Any, loaded: Any, adapted: Any, config: dict[s
         "curves": curves,
         "samples": samples,
         "predictions": quality["predictions"],
+        # Test examples are the first n of the test split, so position i is test example i: runs and
+        # methods pair on it. Scores per example (and corpus statistics) feed the paired bootstrap.
+        "per_example": {"index": list(range(len(data.test_examples))), "references": quality["references"],
+                        **quality["per_example"]},
         "prompt": data.prompt_record,
         "guard": evaluation.guard,
         "state": state,

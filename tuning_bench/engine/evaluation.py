@@ -11,9 +11,15 @@ import torch
 from tuning_bench.engine.data import IGNORE, Encoded, sequential_batches
 from tuning_bench.engine.generation import GenerationSettings, generate_all
 from tuning_bench.engine.losses import target_logits
-from tuning_bench.metrics import compute_metrics
+from tuning_bench.metrics import compute_metrics, example_scores
 from tuning_bench.api.task import Example, Task
 from tuning_bench.engine.trainer import Feeder
+
+
+def score(task: Task, predictions: list[str], references: list[str]) -> dict[str, Any]:
+    """The task's metrics over all examples, and per example what the paired bootstrap resamples."""
+    return {"scores": compute_metrics(task.metrics, predictions, references),
+            "per_example": example_scores(task.metrics, predictions, references)}
 
 
 def decode(tokenizer: Any, tokens: Sequence[int]) -> str:
@@ -31,7 +37,7 @@ def evaluate_generation(model: Any, tokenizer: Any, task: Task, examples: Sequen
     predictions = [decode(tokenizer, o) for o in outputs]
     references = [task.render_target(ex) for ex in examples]
     return {
-        "scores": compute_metrics(task.metrics, predictions, references),
+        **score(task, predictions, references),
         "predictions": predictions,
         "references": references,
         "generation_seconds": seconds,
@@ -64,7 +70,7 @@ def evaluate_classification_lm(model: Any, task: Task, examples: Sequence[Exampl
     predictions = [task.labels[int(i)] for i in scores.argmax(dim=1)]
     references = [task.render_target(ex) for ex in examples]
     return {
-        "scores": compute_metrics(task.metrics, predictions, references),
+        **score(task, predictions, references),
         "predictions": predictions,
         "references": references,
         "classify_seconds": time.perf_counter() - start,
@@ -86,7 +92,7 @@ def evaluate_classification_encoder(model: Any, task: Task, examples: Sequence[E
             predictions[index] = task.labels[label]
     references = [task.render_target(ex) for ex in examples]
     return {
-        "scores": compute_metrics(task.metrics, predictions, references),
+        **score(task, predictions, references),
         "predictions": predictions,
         "references": references,
         "classify_seconds": time.perf_counter() - start,

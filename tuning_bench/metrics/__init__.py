@@ -4,6 +4,12 @@ The metrics shipped here are evaluate module scripts beside this file, loaded by
 work offline (the hub's own modules need the network). Any other name goes to ``evaluate.load`` as a
 hub metric. Every metric takes one prediction string and one reference string per example; for
 classification both are label strings. The definitions live in each module's description.
+
+Each shipped metric is either *per-example* (the score is the mean of one number per example:
+``per_example=True`` in its module returns that list) or *corpus* (the score is computed from
+the whole set: chrF sums n-gram counts, macro-F1 counts per class). ``example_scores`` returns what
+the statistics need to resample either kind: the per-example numbers, or for a corpus metric the
+per-example statistics it sums (chrF) or the labels it counts (macro-F1).
 """
 
 from __future__ import annotations
@@ -26,6 +32,16 @@ _SHIPPED_DIRECTIONS = {
     "json_field_f1": True,
 }
 SHIPPED_METRICS: tuple[str, ...] = tuple(sorted(_SHIPPED_DIRECTIONS))
+
+# How each shipped metric aggregates: "per_example" (mean of one score per example) or "corpus".
+METRIC_KINDS = {
+    "rouge_l": "per_example",
+    "accuracy": "per_example",
+    "json_exact_match": "per_example",
+    "json_field_f1": "per_example",
+    "chrf": "corpus",
+    "macro_f1": "corpus",
+}
 
 # Hub metrics where a lower number is better (error rates and distances); all others are taken as
 # higher-is-better.
@@ -90,6 +106,33 @@ def compute_metrics(names: Sequence[str], predictions: list[str], references: li
         result = module.compute(predictions=list(predictions), references=list(references)) or {}
         scores.update(_numbers(name, result))
     return scores
+
+
+def metric_kind(name: str) -> str | None:
+    """"per_example" or "corpus" for a shipped metric; None for a hub metric (not resampled)."""
+    return METRIC_KINDS.get(name)
+
+
+def example_scores(names: Sequence[str], predictions: list[str], references: list[str]) -> dict[str, Any]:
+    """What a paired bootstrap needs to resample each named shipped metric over these examples.
+
+    Returns ``{"scores": {metric: [float per example]}, "statistics": {metric: [[int, ...] per
+    example]}}``: per-example metrics give their scores (their mean is the metric's value), chrF its
+    per-pair n-gram counts (summed, then scored). Macro-F1 needs nothing more than the predictions and
+    references the record keeps. Hub metrics are left out: they say nothing per example.
+    """
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
+    scores: dict[str, list[float]] = {}
+    statistics: dict[str, list[list[int]]] = {}
+    for name in names:
+        if METRIC_KINDS.get(name) == "per_example":
+            result = _load(name).compute(predictions=list(predictions), references=list(references), per_example=True)
+            scores[name] = [float(v) for v in result[name]]
+        elif name == "chrf":
+            result = _load(name).compute(predictions=list(predictions), references=list(references), statistics=True)
+            statistics[name] = [list(map(int, row)) for row in result[name]]
+    return {"scores": scores, "statistics": statistics}
 
 
 def preload_shipped() -> None:

@@ -17,6 +17,7 @@ _KWARGS_DESCRIPTION = """
 Args:
     predictions (list of str): predicted labels.
     references (list of str): true labels.
+    per_example (bool, default False): return the list of per-example scores instead of their mean.
 Returns:
     accuracy (float): 0..1.
 Examples:
@@ -38,8 +39,10 @@ class Accuracy(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references):
+    def _compute(self, predictions, references, per_example=False):
+        scores = [float(p.strip() == r.strip()) for p, r in zip(predictions, references)]
+        if per_example:
+            return {"accuracy": scores}
         if not references:
             return {"accuracy": 0.0}
-        correct = sum(p.strip() == r.strip() for p, r in zip(predictions, references))
-        return {"accuracy": correct / len(references)}
+        return {"accuracy": sum(scores) / len(references)}

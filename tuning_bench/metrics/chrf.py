@@ -24,6 +24,8 @@ _KWARGS_DESCRIPTION = """
 Args:
     predictions (list of str): generated texts.
     references (list of str): one reference text per prediction.
+    statistics (bool, default False): instead of the score, per pair the 18 counts it sums
+        ([prediction n-grams, reference n-grams, matches] for orders 1..6).
 Returns:
     chrf (float): corpus chrF, 0..100.
 Examples:
@@ -104,5 +106,9 @@ class ChrF(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references):
+    def _compute(self, predictions, references, statistics=False):
+        if statistics:
+            # Per pair, the counts the corpus score sums (see pair_statistics): a resample of the
+            # examples sums its pairs' rows and applies f_score, with no text needed.
+            return {"chrf": [pair_statistics(p, r) for p, r in zip(predictions, references)]}
         return {"chrf": corpus_chrf(predictions, references)}

@@ -21,6 +21,7 @@ _KWARGS_DESCRIPTION = """
 Args:
     predictions (list of str): generated JSON texts.
     references (list of str): reference JSON objects, as text.
+    per_example (bool, default False): return the list of per-example scores instead of their mean.
 Returns:
     json_exact_match (float): 0..1.
 Examples:
@@ -59,11 +60,13 @@ class JsonExactMatch(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references):
-        if not references:
-            return {"json_exact_match": 0.0}
-        matches = 0
+    def _compute(self, predictions, references, per_example=False):
+        scores = []
         for index, (prediction, reference) in enumerate(zip(predictions, references)):
             expected = reference_object(reference, index)
-            matches += parse_object(prediction) == expected
-        return {"json_exact_match": matches / len(references)}
+            scores.append(float(parse_object(prediction) == expected))
+        if per_example:
+            return {"json_exact_match": scores}
+        if not references:
+            return {"json_exact_match": 0.0}
+        return {"json_exact_match": sum(scores) / len(references)}

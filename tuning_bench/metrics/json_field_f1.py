@@ -25,6 +25,7 @@ _KWARGS_DESCRIPTION = """
 Args:
     predictions (list of str): generated JSON texts.
     references (list of str): reference JSON objects, as text.
+    per_example (bool, default False): return the list of per-example scores instead of their mean.
 Returns:
     json_field_f1 (float): 0..1.
 Examples:
@@ -97,11 +98,13 @@ class JsonFieldF1(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references):
+    def _compute(self, predictions, references, per_example=False):
         scores = []
         for index, (prediction, reference) in enumerate(zip(predictions, references)):
             expected = parse_object(reference)
             if expected is None:
                 raise ValueError(f"reference {index} is not a JSON object: {reference[:80]!r}")
             scores.append(field_f1(prediction, expected))
+        if per_example:
+            return {"json_field_f1": scores}
         return {"json_field_f1": sum(scores) / len(scores) if scores else 0.0}

@@ -22,6 +22,7 @@ _KWARGS_DESCRIPTION = """
 Args:
     predictions (list of str): generated texts.
     references (list of str): one reference text per prediction.
+    per_example (bool, default False): return the list of per-example scores instead of their mean.
 Returns:
     rouge_l (float): mean ROUGE-L F1, 0..1.
 Examples:
@@ -88,6 +89,8 @@ class RougeL(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references):
+    def _compute(self, predictions, references, per_example=False):
         scores = [rouge_l_f1(p, r) for p, r in zip(predictions, references)]
+        if per_example:
+            return {"rouge_l": scores}
         return {"rouge_l": sum(scores) / len(scores) if scores else 0.0}

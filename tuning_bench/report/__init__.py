@@ -12,14 +12,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tuning_bench.report.compare import compare_runs, terminal_tables
+from tuning_bench.report.compare import compare_runs, terminal_tables, terminal_verdicts
 from tuning_bench.report.html import render_html
 from tuning_bench.report.markdown import render_markdown
 from tuning_bench.report.plots import render_plots
 from tuning_bench.report.tables import build_tasks, pareto_front
 from tuning_bench.run.results import atomic_write_text
 
-__all__ = ["write_reports", "render_markdown", "render_html", "terminal_tables", "compare_runs", "pareto_front"]
+__all__ = ["write_reports", "render_markdown", "render_html", "terminal_tables", "terminal_verdicts", "compare_runs", "pareto_front"]
 
 
 def _atomic_write_bytes(path: Path, payload: bytes) -> None:

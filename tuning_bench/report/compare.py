@@ -15,6 +15,7 @@ from rich.text import Text
 from tuning_bench.report.tables import (COST_COLUMNS, MethodRow, TaskView, best_methods, build_tasks, display_value,
                                         failed_cells, format_bytes, format_count, format_headline, format_seconds,
                                         method_label, method_names, task_names)
+from tuning_bench.report.verdicts import VERDICT_HEADER, change_interval, verdict_rows, verdicts_of
 from tuning_bench.run.results import selected_cells
 
 SUMMARY_KEYS = ("trainable_params", "train_peak_bytes", "eval_peak_bytes", "train_seconds", "seconds_to_best",
@@ -46,6 +47,26 @@ def _summary_table(view: TaskView, failures: int) -> Table:
         table.caption = Text("\n".join(notes))
         table.caption_justify = "left"
     return table
+
+
+def _verdict_table(verdict: dict[str, Any]) -> Table:
+    table = Table(title=Text(f"Verdict: {verdict['task']} — {verdict['metric']}"), title_justify="left")
+    for index, label in enumerate(VERDICT_HEADER):
+        table.add_column(label, justify="left" if index in (0, 5) else "right", no_wrap=index == 0)
+    for row in verdict_rows(verdict):
+        style = "bold green" if row[5] == "best" else ("dim" if row[5] == "below best" else "")
+        table.add_row(*(Text(c, style=style) for c in row))
+    return table
+
+
+def terminal_verdicts(data: dict[str, Any]) -> list[Any]:
+    """The verdict of each task: its sentences, then (when computed) the per-method intervals."""
+    items: list[Any] = []
+    for verdict in verdicts_of(data):
+        items.append(Text("\n".join(verdict["summary"]), style="bold" if verdict["computed"] else "yellow"))
+        if verdict["computed"]:
+            items.append(_verdict_table(verdict))
+    return items
 
 
 def terminal_tables(data: dict[str, Any]) -> list[Table]:
@@ -123,7 +144,20 @@ def _headline(row: MethodRow | None) -> Text:
     return Text(f"{format_headline(row.headline)} (n={row.headline.n})")
 
 
-def _task_table(name: str, view_a: TaskView | None, view_b: TaskView | None, order: list[str]) -> Table:
+def _change_ci(cells_a: list[dict[str, Any]], cells_b: list[dict[str, Any]], metric: str, higher: bool) -> Text:
+    change = change_interval(cells_a, cells_b, metric) if cells_a and cells_b else None
+    if change is None:
+        return Text("—")
+    low, high = change["ci95"]
+    separated = low > 0 or high < 0
+    improved = (low > 0) if higher else (high < 0)
+    style = ("green" if improved else "red") if separated else "dim"
+    return Text(f"{change['change']:+.3f} [{low:+.3f}, {high:+.3f}] n={change['examples']}", style=style)
+
+
+def _task_table(name: str, view_a: TaskView | None, view_b: TaskView | None, order: list[str],
+                cells_a: dict[str, list[dict[str, Any]]] | None = None,
+                cells_b: dict[str, list[dict[str, Any]]] | None = None) -> Table:
     views = [v for v in (view_a, view_b) if v is not None]
     higher = views[0].higher_is_better
     metrics = [v.headline_metric for v in views]
@@ -131,7 +165,8 @@ def _task_table(name: str, view_a: TaskView | None, view_b: TaskView | None, ord
     if len(set(metrics)) > 1:
         title += f" (headline metric changed: {metrics[0]} → {metrics[1]})"
     table = Table(title=Text(title), title_justify="left")
-    for label in ("Method", "A", "B", "Δ (B − A)", "Train time", "Peak memory", "Trainable params"):
+    for label in ("Method", "A", "B", "Δ (B − A)", "Δ paired [95 % CI]", "Train time", "Peak memory",
+                  "Trainable params"):
         table.add_column(label, justify="left" if label == "Method" else "right")
     rows_a = {r.method: r for r in view_a.rows} if view_a else {}
     rows_b = {r.method: r for r in view_b.rows} if view_b else {}
@@ -145,10 +180,14 @@ def _task_table(name: str, view_a: TaskView | None, view_b: TaskView | None, ord
             delta = Text(f"{diff:+.3f}", style="green" if improved else "red") if diff else Text("0", style="dim")
         va = ra.values if ra else {}
         vb = rb.values if rb else {}
-        table.add_row(Text(method), _headline(ra), _headline(rb), delta,
+        paired = _change_ci((cells_a or {}).get(method, []), (cells_b or {}).get(method, []), metrics[0], higher)
+        table.add_row(Text(method), _headline(ra), _headline(rb), delta, paired,
                       _change(va.get("train_seconds"), vb.get("train_seconds"), format_seconds),
                       _change(ra.peak_memory if ra else None, rb.peak_memory if rb else None, format_bytes),
                       _change(va.get("trainable_params"), vb.get("trainable_params"), format_count))
+    table.caption = Text("Δ paired: the change on the test examples both runs scored, with its 95 % paired-bootstrap "
+                         "interval (n = examples); — where a run kept no per-example scores.")
+    table.caption_justify = "left"
     return table
 
 
@@ -178,6 +217,14 @@ def _unmatched_table(a: dict[str, Any], b: dict[str, Any]) -> Table:
     return table
 
 
+def _by_method(data: dict[str, Any], task: str) -> dict[str, list[dict[str, Any]]]:
+    cells: dict[str, list[dict[str, Any]]] = {}
+    for cell in selected_cells(data):
+        if cell["task"] == task:
+            cells.setdefault(cell["method"], []).append(cell)
+    return cells
+
+
 def compare_runs(a: dict[str, Any], b: dict[str, Any]) -> list[Table]:
     """Tables comparing run A with run B: settings that differ, per task the headline and cost changes, unmatched cells."""
     views_a = {v.name: v for v in build_tasks(a)}
@@ -185,6 +232,6 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any]) -> list[Table]:
     order = method_names(a) + [m for m in method_names(b) if m not in method_names(a)]
     tasks = task_names(a) + [t for t in task_names(b) if t not in task_names(a)]
     tables = [_settings_table(a, b)]
-    tables += [_task_table(t, views_a.get(t), views_b.get(t), order) for t in tasks]
+    tables += [_task_table(t, views_a.get(t), views_b.get(t), order, _by_method(a, t), _by_method(b, t)) for t in tasks]
     tables.append(_unmatched_table(a, b))
     return tables

@@ -11,6 +11,7 @@ import html
 from typing import Any
 
 from tuning_bench.report.plots import Plot, render_plots
+from tuning_bench.report.verdicts import VERDICT_HEADER, verdict_rows, verdicts_of
 from tuning_bench.report.tables import (DEFINITIONS, TaskView, best_methods, build_tasks, failed_cells, display_value,
                                         format_value, measurement_facts, method_label, method_settings, pending_note)
 
@@ -152,6 +153,20 @@ def _how_measured(data: dict[str, Any]) -> list[str]:
             "<p>Definitions (each in full in docs/measurements.md):</p>", f"<ul>{definitions}</ul>"]
 
 
+def _verdicts(data: dict[str, Any]) -> list[str]:
+    parts = ['<section id="verdict"><h2>Verdict</h2>']
+    for verdict in verdicts_of(data):
+        parts.append(f"<h3>{_e(verdict['task'])}</h3>")
+        parts.append("<ul>" + "".join(f"<li>{_e(s)}</li>" for s in verdict["summary"]) + "</ul>")
+        if verdict["computed"]:
+            rows = ["".join(_cell(_e(c), "" if i in (0, 5) else "num") for i, c in enumerate(row))
+                    for row in verdict_rows(verdict)]
+            parts.append(_table([_e(h) for h in VERDICT_HEADER], rows))
+            parts.append(f'<p class="note">Paired bootstrap over {verdict["examples"]} shared test examples (and seeds), '
+                         f'{verdict["resamples"]} resamples, seed {verdict["bootstrap_seed"]}; see docs/measurements.md.</p>')
+    return parts + ["</section>"]
+
+
 def render_html(data: dict[str, Any], views: list[TaskView] | None = None,
                 plots: dict[str, list[Plot]] | None = None) -> str:
     """The whole report as one HTML page that opens offline; plots are drawn unless passed in."""
@@ -165,6 +180,7 @@ def render_html(data: dict[str, Any], views: list[TaskView] | None = None,
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>tbench report: {_e(run.get('model', ''))}</title>", f"<style>{STYLE}</style>", "</head>", "<body>",
         "<h1>tbench report</h1>",
+        *_verdicts(data),
         f"<p>Model <strong>{_e(run.get('model', '—'))}</strong>, {len(views)} task(s), "
         f"{len(run.get('methods') or [])} method(s), seeds {_e(seeds)}, {_e(run.get('steps', '—'))} training steps.</p>",
     ]

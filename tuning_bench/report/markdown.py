@@ -6,6 +6,7 @@ import html
 from typing import Any
 
 from tuning_bench.report.plots import plot_files
+from tuning_bench.report.verdicts import VERDICT_HEADER, verdict_rows, verdicts_of
 from tuning_bench.report.tables import (DEFINITIONS, TaskView, best_methods, build_tasks, failed_cells, display_value,
                                         format_value, measurement_facts, method_label, method_settings, pending_note)
 
@@ -132,11 +133,25 @@ def _how_measured(data: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _verdicts(data: dict[str, Any]) -> list[str]:
+    lines = ["## Verdict", ""]
+    for verdict in verdicts_of(data):
+        lines += [f"### {md_text(verdict['task'])}", ""]
+        lines += [f"- {md_text(sentence)}" for sentence in verdict["summary"]]
+        lines.append("")
+        if verdict["computed"]:
+            lines += _table([md_text(h) for h in VERDICT_HEADER], [[md_text(c) for c in row] for row in verdict_rows(verdict)],
+                            ["left", "right", "right", "right", "right", "left"])
+            lines += ["", f"Paired bootstrap over {verdict['examples']} shared test examples (and seeds), "
+                          f"{verdict['resamples']} resamples, seed {verdict['bootstrap_seed']}; see docs/measurements.md.", ""]
+    return lines
+
+
 def render_markdown(data: dict[str, Any], views: list[TaskView] | None = None) -> str:
     """The whole report as Markdown; images are linked as plots/<name>.png next to report.md."""
     views = build_tasks(data) if views is None else views
     files = plot_files(views)
-    lines = ["# tbench report", ""]
+    lines = ["# tbench report", ""] + _verdicts(data)
     run = data.get("run") or {}
     seeds = ", ".join(map(str, run.get("seeds") or [])) or "—"
     lines += [f"Model **{md_text(run.get('model', '—'))}**, {len(views)} task(s), "

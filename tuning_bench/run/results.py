@@ -16,7 +16,8 @@ from typing import Any
 from tuning_bench.api.errors import UsageError
 
 SCHEMA = "tuning_bench.results"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: cells keep per-example scores; a top-level "verdicts" list
+READABLE_VERSIONS = (1, 2)  # version 1 records still report, with a verdict that says it cannot be computed
 STATUSES = ("ok", "failed", "not_applicable")
 REQUIRED_CELL_KEYS = ("task", "method", "seed", "status", "error")
 
@@ -74,8 +75,9 @@ def validate(data: Any, source: str) -> dict[str, Any]:
     if data.get("schema") != SCHEMA:
         raise UsageError(f"{source}: not a tbench results file (missing \"schema\": \"{SCHEMA}\")")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise UsageError(f"{source}: schema_version {version!r} is not supported by this tbench (expects {SCHEMA_VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise UsageError(f"{source}: schema_version {version!r} is not supported by this tbench "
+                         f"(reads {', '.join(map(str, READABLE_VERSIONS))})")
     cells = data.get("cells")
     if not isinstance(cells, list):
         raise UsageError(f"{source}: key 'cells' must be a list of cell records")

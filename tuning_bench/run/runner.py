@@ -228,6 +228,8 @@ def _read_record(job: CellJob) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"{exc}; the cell runs again"
     if record["status"] not in REUSABLE_STATUSES:
         return None, None  # an earlier failure is retried, not reported as a cached result
+    if record["status"] == "ok" and "per_example" not in record:
+        return None, f"{path} was written before per-example scores (schema 1); the cell runs again for its verdict"
     expected = {"key": job.key, "task": job.spec.task, "method": job.spec.method, "seed": job.spec.seed,
                 "trial": job.spec.trial}
     for name, value in expected.items():
@@ -283,7 +285,7 @@ def assemble(plan: Plan, records: dict[str, dict[str, Any]], cached: set[str], w
     first_env = next((c.get("environment") for c in cells if c.get("environment")), None)
     device = torch.device(plan.jobs[0].spec.device if plan.jobs else "cpu")
     s = plan.settings
-    return clean_floats({
+    data = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -300,13 +302,17 @@ def assemble(plan: Plan, records: dict[str, dict[str, Any]], cached: set[str], w
             "precision_choice": plan.precision_choice.as_record() if plan.precision_choice else None,
             "prompt_format": s.prompt_format, "max_length": s.max_length, "executor": s.executor,
             "method_configs": plan.method_configs, "sweep": plan.sweep, "wall_seconds": wall_seconds,
-            "cells_total": len(plan.jobs), "cells_cached": len(cached & set(records)),
+            "cells_total": len(plan.jobs), "cells_cached": len(cached & set(records)), "quick": s.quick,
         },
         "environment": first_env or environment(device),
         "tasks": {name: task.summary() for name, task in plan.tasks.items()},
         "sweep": sweep,
         "cells": cells,
-    })
+    }
+    from tuning_bench.report.verdicts import build_verdicts
+
+    # The verdicts come first in the file, as in every report: they answer the question the run asked.
+    return clean_floats({"verdicts": build_verdicts(data), **data})
 
 
 def write_outputs(out_dir: Path, data: dict[str, Any], reports: bool = True) -> None:

@@ -46,13 +46,14 @@ class RunSettings:
     samples: int = 5
     latency: bool = True  # time one example answered alone (batch size 1)
     max_new_tokens: int = 0  # 0: the task's own limit
+    quick: bool = False  # a smoke run (set by --quick): its verdict says it supports no conclusion
 
 
 # --quick: a smoke run of every method that finishes in a few minutes on a 2-core CPU.
 # Its answers are cut at 24 tokens: decoding dominates a smoke run on a CPU, and its quality numbers are
 # not meant for comparison.
 QUICK = {"steps": 2, "eval_examples": 4, "val_examples": 4, "val_every": 2, "samples": 2, "latency": False,
-         "max_new_tokens": 24}
+         "max_new_tokens": 24, "quick": True}
 
 SWEEPS = {"lr": ("learning_rate", (1 / 3, 1.0, 3.0))}  # factors around each method's default
 

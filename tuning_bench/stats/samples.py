@@ -1,0 +1,101 @@
+"""From a cell record's per-example data to the arrays the bootstrap resamples.
+
+A record (schema 2) keeps, under ``per_example``, the test example indices, the references, each
+per-example metric's scores and chrF's per-pair n-gram counts; the predictions are under
+``predictions``. Macro-F1 is rebuilt from the labels. Metrics without per-example data (hub
+metrics, records from before schema 2) give None: they cannot be resampled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tuning_bench.stats.bootstrap import Statistic
+
+CHRF_ORDER = 6
+CHRF_BETA = 2
+
+
+def example_indices(cell: dict[str, Any]) -> list[int] | None:
+    """The test example indices a cell scored, or None when it kept no per-example data."""
+    per_example = cell.get("per_example")
+    if not isinstance(per_example, dict) or not isinstance(per_example.get("index"), list):
+        return None
+    return [int(i) for i in per_example["index"]]
+
+
+def _positions(cell: dict[str, Any], shared: Sequence[int]) -> np.ndarray:
+    where = {index: position for position, index in enumerate(example_indices(cell) or [])}
+    return np.array([where[i] for i in shared], dtype=np.int64)
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, 0 where the denominator is 0."""
+    return np.divide(numerator, denominator, out=np.zeros_like(numerator, dtype=np.float64), where=denominator > 0)
+
+
+def chrf_combine(summed: np.ndarray) -> np.ndarray:
+    """chrF (0..100) from summed per-pair counts (resamples, 18), as the chrf metric's f_score."""
+    counts = summed.reshape(summed.shape[0], CHRF_ORDER, 3)
+    predicted, expected, matched = counts[..., 0], counts[..., 1], counts[..., 2]
+    effective = (predicted > 0) & (expected > 0)  # orders with n-grams on both sides
+    orders = effective.sum(axis=1).astype(np.float64)
+    precision = _ratio(np.where(effective, _ratio(matched, predicted), 0.0).sum(axis=1), orders)
+    recall = _ratio(np.where(effective, _ratio(matched, expected), 0.0).sum(axis=1), orders)
+    factor = CHRF_BETA**2
+    score = 100 * _ratio((1 + factor) * precision * recall, factor * precision + recall)
+    # Every drawn pair empty on both sides: the metric calls that exact (100).
+    return np.where(summed.sum(axis=1) == 0, 100.0, score)
+
+
+def macro_f1_rows(predictions: Sequence[str], references: Sequence[str]) -> tuple[np.ndarray, int]:
+    """Per example, per class (the classes in the references): [true positive, false positive, false negative]."""
+    predicted = [str(p).strip() for p in predictions]
+    expected = [str(r).strip() for r in references]
+    classes = sorted(set(expected))
+    rows = np.zeros((len(expected), len(classes), 3))
+    for c, label in enumerate(classes):
+        for i, (p, r) in enumerate(zip(predicted, expected)):
+            rows[i, c] = (p == label and r == label, p == label and r != label, p != label and r == label)
+    return rows.reshape(len(expected), -1), len(classes)
+
+
+def macro_f1_combine(classes: int):
+    """Macro-F1 from summed indicators; a class absent from a resample's references does not count."""
+    def combine(summed: np.ndarray) -> np.ndarray:
+        counts = summed.reshape(summed.shape[0], classes, 3)
+        tp, fp, fn = counts[..., 0], counts[..., 1], counts[..., 2]
+        present = (tp + fn) > 0
+        denominator = 2 * tp + fp + fn
+        f1 = np.where(tp > 0, 2 * tp / np.where(denominator > 0, denominator, 1), 0.0)
+        total = np.where(present, f1, 0.0).sum(axis=1)
+        return np.where(present.any(axis=1), total / np.maximum(present.sum(axis=1), 1), 0.0)
+    return combine
+
+
+def mean_combine(examples: int):
+    def combine(summed: np.ndarray) -> np.ndarray:
+        return summed[:, 0] / examples
+    return combine
+
+
+def cell_statistic(cell: dict[str, Any], metric: str, shared: Sequence[int]) -> Statistic | None:
+    """One cell's ``metric`` over the ``shared`` example indices, ready to resample; None if not possible."""
+    per_example = cell.get("per_example")
+    if example_indices(cell) is None or not shared:
+        return None
+    positions = _positions(cell, shared)
+    scores = (per_example.get("scores") or {}).get(metric)
+    if scores is not None:
+        return Statistic(np.asarray(scores, dtype=np.float64)[positions].reshape(-1, 1), mean_combine(len(shared)))
+    statistics = (per_example.get("statistics") or {}).get(metric)
+    if metric == "chrf" and statistics is not None:
+        return Statistic(np.asarray(statistics, dtype=np.float64)[positions], chrf_combine)
+    predictions, references = cell.get("predictions"), per_example.get("references")
+    if metric == "macro_f1" and isinstance(predictions, list) and isinstance(references, list):
+        rows, classes = macro_f1_rows([predictions[p] for p in positions], [references[p] for p in positions])
+        return Statistic(rows, macro_f1_combine(classes))
+    return None
