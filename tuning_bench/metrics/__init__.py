@@ -4,6 +4,8 @@ The metrics shipped here are evaluate module scripts beside this file, loaded by
 work offline (the hub's own modules need the network). Any other name goes to ``evaluate.load`` as a
 hub metric. Every metric takes one prediction string and one reference string per example; for
 classification both are label strings. The definitions live in each module's description.
+Plugins add metrics as plain functions (``register_metrics`` hook, see registry.py); tasks name them
+like the shipped ones.
 """
 
 from __future__ import annotations
@@ -84,8 +86,14 @@ def compute_metrics(names: Sequence[str], predictions: list[str], references: li
     """
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
+    from tuning_bench.metrics.registry import registered_metric
+
     scores: dict[str, float] = {}
     for name in names:
+        registered = None if name in _SHIPPED_DIRECTIONS else registered_metric(name)
+        if registered is not None:  # a plain function from a plugin's register_metrics hook
+            scores[name] = registered.compute(predictions, references)
+            continue
         module = _load(name)
         result = module.compute(predictions=list(predictions), references=list(references)) or {}
         scores.update(_numbers(name, result))
