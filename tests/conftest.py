@@ -22,15 +22,13 @@ sys.path.insert(0, str(TESTS))  # test-only plugin modules (fake_plugins) import
 
 @pytest.fixture(autouse=True)
 def fresh_plugins(monkeypatch):
-    """Each test starts with a newly loaded plugin manager and leaves none behind."""
+    """Each test gets its own plugin host as the process-wide one, and leaves none behind."""
     from tuning_bench.host import plugins
 
     monkeypatch.setenv("TBENCH_PLUGINS", "")
-    plugins.reset_plugin_manager()
-    plugins._extra_modules.clear()
-    yield
-    plugins.reset_plugin_manager()
-    plugins._extra_modules.clear()
+    host = plugins.reset_default_host()
+    yield host
+    plugins.reset_default_host()
 
 
 @pytest.fixture(autouse=True)
@@ -43,37 +41,26 @@ def bf16_measured_slow(monkeypatch):
 
 
 @pytest.fixture
-def tiny():
+def tiny(fresh_plugins):
     """Register the tiny test models and tasks (tuning_bench.testing) and the fake test methods."""
-    from tuning_bench.host.plugins import register_module
-
-    register_module("tuning_bench.testing")
-    register_module("fake_plugins")
+    assert fresh_plugins.add_module("tuning_bench.testing")
+    assert fresh_plugins.add_module("fake_plugins")
     yield
 
 
 @pytest.fixture
-def fake_plugin():
-    """Register a plugin module object under a name for the duration of a test: fake_plugin(name, **hooks)."""
-    from tuning_bench.host.plugins import get_plugin_manager
-
-    manager = get_plugin_manager()
-    registered = []
+def fake_plugin(fresh_plugins):
+    """Register a plugin module object under a name in this test's host: fake_plugin(name, **hooks)."""
+    from tuning_bench import hookimpl
 
     def register(name: str, **hooks):
         module = types.ModuleType(name)
-        from tuning_bench import hookimpl
-
         for hook_name, function in hooks.items():
             setattr(module, hook_name, hookimpl(function))
-        manager.register(module, name=name)
-        registered.append(module)
+        fresh_plugins.add_plugin(module, name)
         return module
 
-    yield register
-    for module in registered:
-        if manager.is_registered(module):
-            manager.unregister(module)
+    return register
 
 
 @pytest.fixture

@@ -72,6 +72,7 @@ def test_example_plugin_installs_and_its_method_is_listed(installed_wheel, tmp_p
     assert normtune["plugin"] == "normtune" and normtune["trains"]
     plugins = {row["name"]: row for row in _tbench_json("plugins", target, cwd=tmp_path)}
     assert plugins["normtune"]["version"] == "0.1.0" and plugins["normtune"]["hooks"] == ["register_methods"]
+    assert plugins["normtune-metrics"]["hooks"] == ["register_metrics"]
     # the restriction variables apply to it
     blocked = _tbench_json("methods", target, cwd=tmp_path, env_extra={"TBENCH_BLOCK_PLUGINS": "normtune"})
     assert "normtune" not in {row["name"] for row in blocked}
@@ -97,3 +98,20 @@ def test_example_plugin_method_trains_on_the_tiny_model(tmp_path):
     finally:
         sys.path.remove(str(REPO / "examples" / "tbench-normtune"))
         sys.modules.pop("tbench_normtune", None)
+
+
+def test_example_plugin_metric_scores_through_compute_metrics():
+    """The example's metric module: a few lines give a metric that tasks and compute_metrics can use."""
+    from tuning_bench.host.plugins import load_catalog
+    from tuning_bench.metrics import compute_metrics
+
+    sys.path.insert(0, str(REPO / "examples" / "tbench-normtune"))
+    try:
+        metric = load_catalog(["tbench_normtune.metrics"]).metrics.get("answer_length_error")
+        assert metric.higher_is_better is False and metric.plugin == "tbench_normtune.metrics"
+        scores = compute_metrics(["answer_length_error"], ["a b c d", "a b"], ["a b", "a b"])
+        assert scores == {"answer_length_error": 0.5}
+    finally:
+        sys.path.remove(str(REPO / "examples" / "tbench-normtune"))
+        for name in ("tbench_normtune.metrics", "tbench_normtune"):
+            sys.modules.pop(name, None)

@@ -13,7 +13,7 @@ from conftest import run_tbench
 from tuning_bench import Method, ModelSource, Task
 from tuning_bench.api.errors import PluginError, UsageError
 from tuning_bench.api.method import learning_rate
-from tuning_bench.host.plugins import build_catalog, get_plugin_manager, plugin_infos, reset_plugin_manager
+from tuning_bench.host.plugins import PluginHost, load_catalog, plugin_infos, reset_default_host
 
 BUILTIN_METHODS = {"zero-shot", "few-shot", "prompt", "prefix", "ptuning", "lora", "ia3", "finetune"}
 
@@ -25,7 +25,7 @@ class Dummy(Method):
 
 
 def test_builtin_plugins_register_through_hooks():
-    catalog = build_catalog()
+    catalog = load_catalog()
     assert BUILTIN_METHODS <= set(catalog.methods.names())
     assert catalog.methods.owner("lora") == "builtin:lora"
     assert {"smollm2-135m", "minilm-l6"} <= set(catalog.models.names())
@@ -35,7 +35,7 @@ def test_builtin_plugins_register_through_hooks():
 
 def test_fake_plugin_method_is_registered_and_listed(fake_plugin, cli_runner):
     fake_plugin("fake-dist", register_methods=lambda register: register(Dummy()))
-    catalog = build_catalog()
+    catalog = load_catalog()
     assert catalog.methods.owner("dummy") == "fake-dist"
     result = run_tbench(cli_runner, "methods", "--json")
     rows = json.loads(result.stdout)
@@ -45,10 +45,10 @@ def test_fake_plugin_method_is_registered_and_listed(fake_plugin, cli_runner):
 
 def test_register_accepts_a_class_and_rejects_wrong_types(fake_plugin):
     fake_plugin("by-class", register_methods=lambda register: register(Dummy))
-    assert build_catalog().methods.get("dummy").name == "dummy"
+    assert load_catalog().methods.get("dummy").name == "dummy"
     fake_plugin("wrong", register_tasks=lambda register: register("not a task"))
-    with pytest.raises(PluginError, match="plugin 'wrong' registered 'not a task' as a task"):
-        build_catalog()
+    failure = next(f for f in load_catalog().failures if f.plugin == "wrong")
+    assert "registered 'not a task' as a task; expected a tuning_bench.api.task.Task" in failure.message()
 
 
 def test_duplicate_names_name_both_plugins(fake_plugin):
@@ -57,7 +57,7 @@ def test_duplicate_names_name_both_plugins(fake_plugin):
 
     fake_plugin("tbench-other", register_methods=lambda register: register(LoraAgain()))
     with pytest.raises(PluginError) as info:
-        build_catalog()
+        load_catalog()
     assert "builtin:lora" in str(info.value) and "tbench-other" in str(info.value)
     assert "TBENCH_BLOCK_PLUGINS" in str(info.value)
 
@@ -80,7 +80,7 @@ def test_a_hook_that_raises_is_reported_and_others_still_register(fake_plugin):
 
     fake_plugin("broken-plugin", register_methods=broken)
     fake_plugin("good-plugin", register_methods=lambda register: register(Dummy()))
-    catalog = build_catalog()
+    catalog = load_catalog()
     assert "dummy" in catalog.methods and "lora" in catalog.methods
     failure = next(f for f in catalog.failures if f.plugin == "broken-plugin")
     assert "boom" in failure.message() and "register_methods" in failure.message()
@@ -113,8 +113,8 @@ def two_importable_plugins(monkeypatch):
 
 def test_plugin_that_fails_to_import_is_named_and_others_load(two_importable_plugins, monkeypatch):
     monkeypatch.delenv("TBENCH_PLUGINS")
-    reset_plugin_manager()
-    catalog = build_catalog()
+    reset_default_host()
+    catalog = load_catalog()
     assert {"method-a", "method-b"} <= set(catalog.methods.names())
     failure = next(f for f in catalog.failures if f.plugin == "plug_missing")
     assert "No module named 'no_such_module_xyz'" in failure.error
@@ -122,29 +122,29 @@ def test_plugin_that_fails_to_import_is_named_and_others_load(two_importable_plu
 
 def test_tbench_plugins_restricts_external_plugins(two_importable_plugins, monkeypatch):
     monkeypatch.setenv("TBENCH_PLUGINS", "plug_a")
-    reset_plugin_manager()
-    names = set(build_catalog().methods.names())
+    reset_default_host()
+    names = set(load_catalog().methods.names())
     assert "method-a" in names and "method-b" not in names
     assert BUILTIN_METHODS <= names  # built-ins are not external plugins
 
 
 def test_empty_tbench_plugins_loads_no_external_plugin(two_importable_plugins, monkeypatch):
     monkeypatch.setenv("TBENCH_PLUGINS", "")
-    reset_plugin_manager()
-    names = set(build_catalog().methods.names())
+    reset_default_host()
+    names = set(load_catalog().methods.names())
     assert not {"method-a", "method-b"} & names
 
 
 def test_tbench_block_plugins_blocks_external_and_builtin(two_importable_plugins, monkeypatch):
     monkeypatch.delenv("TBENCH_PLUGINS")
     monkeypatch.setenv("TBENCH_BLOCK_PLUGINS", "plug_b,builtin:ia3")
-    reset_plugin_manager()
-    names = set(build_catalog().methods.names())
+    reset_default_host()
+    names = set(load_catalog().methods.names())
     assert "method-a" in names and "method-b" not in names and "ia3" not in names and "lora" in names
 
 
 def test_plugin_infos_show_version_and_hooks():
-    infos = {info["name"]: info for info in plugin_infos(get_plugin_manager())}
+    infos = {info["name"]: info for info in plugin_infos()}
     assert infos["builtin:lora"]["hooks"] == ["register_methods"]
     assert infos["builtin:lora"]["version"]
     assert infos["builtin:model_sources"]["hooks"] == ["register_models"]
@@ -210,3 +210,178 @@ def test_unknown_names_are_one_line_with_suggestion_and_exit_2(cli_runner, args,
 
 def test_usage_error_type_is_exit_code_2():
     assert UsageError.exit_code == 2
+
+
+# --- the host as an object, hook names, import failures (issue 12 item 6, issue 14 item 8) ---------------
+
+
+def test_each_host_has_its_own_plugins():
+    first, second = PluginHost(), PluginHost()
+    module = types.ModuleType("only-in-first")
+    from tuning_bench import hookimpl
+
+    module.register_methods = hookimpl(lambda register: register(Dummy()))
+    assert first.add_plugin(module, "only-in-first")
+    assert "dummy" in first.catalog().methods and "dummy" not in second.catalog().methods
+
+
+def test_a_misspelt_hook_is_reported_naming_the_plugin_and_others_load(fake_plugin):
+    fake_plugin("typo-plugin", register_method=lambda register: register(Dummy()))
+    fake_plugin("good-plugin", register_methods=lambda register: register(type("Good", (Dummy,), {"name": "good"})()))
+    catalog = load_catalog()
+    failure = next(f for f in catalog.failures if f.plugin == "typo-plugin")
+    assert "hook 'register_method' is not a tuning_bench hook. Did you mean register_methods?" in failure.message()
+    assert "good" in catalog.methods and "dummy" not in catalog.methods
+
+
+def _plugin_module(tmp_path, monkeypatch, name: str, source: str) -> None:
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("TBENCH_PLUGIN_MODULES", name)
+    reset_default_host()
+
+
+@pytest.mark.parametrize(("source", "error"), [
+    ("raise RuntimeError('boom at import')", "RuntimeError: boom at import"),
+    ("def broken(:\n", "SyntaxError"),
+    ("import sys\nsys.exit(3)", "SystemExit: 3"),
+])
+def test_a_plugin_module_raising_at_import_is_reported_and_commands_still_work(
+        tmp_path, monkeypatch, cli_runner, source, error):
+    _plugin_module(tmp_path, monkeypatch, "tbench_broken_at_import", source)
+    result = cli_runner.invoke(__import__("tuning_bench.cli.main", fromlist=["cli"]).cli, ["methods", "--json"])
+    assert result.exit_code == 0, result.output
+    assert BUILTIN_METHODS <= {row["name"] for row in json.loads(result.stdout)}
+    assert "plugin 'tbench_broken_at_import' failed to import" in result.stderr and error in result.stderr
+    assert "tbench_broken_at_import" not in load_catalog().methods.names() and not reset_default_host().modules()
+
+
+def test_duplicate_from_a_module_plugin_suggests_a_fix_that_works(tmp_path, monkeypatch):
+    _plugin_module(tmp_path, monkeypatch, "tbench_lora_again", (
+        "from tuning_bench import Method, hookimpl\nfrom tuning_bench.api.method import learning_rate\n"
+        "class L(Method):\n    name = 'lora'\n    options = (learning_rate(1e-3, 'x'),)\n"
+        "@hookimpl\ndef register_methods(register):\n    register(L())\n"))
+    with pytest.raises(PluginError) as info:
+        load_catalog()
+    message = str(info.value)
+    assert "TBENCH_BLOCK_PLUGINS=tbench_lora_again" in message and "TBENCH_PLUGIN_MODULES" in message
+    monkeypatch.setenv("TBENCH_BLOCK_PLUGINS", "tbench_lora_again")  # following the suggestion resolves it
+    catalog = reset_default_host().catalog()
+    assert catalog.methods.owner("lora") == "builtin:lora" and "tbench_lora_again" not in reset_default_host().modules()
+
+
+def test_a_trainable_method_without_learning_rate_is_rejected_naming_the_plugin(fake_plugin):
+    class NoRate(Method):
+        name = "no-rate"
+        description = "trains, but declares no learning rate"
+
+    fake_plugin("tbench-norate", register_methods=lambda register: (register(NoRate()), register(Dummy())))
+    catalog = load_catalog()
+    failure = next(f for f in catalog.failures if f.plugin == "tbench-norate")
+    assert "method 'no-rate' trains but has no learning_rate option" in failure.message()
+    assert "no-rate" not in catalog.methods and "dummy" in catalog.methods  # its other method still registers
+
+
+# --- registered metrics ------------------------------------------------------------------------------------
+
+
+def test_registered_metrics_score_through_compute_metrics(tiny):
+    from tuning_bench.metrics import compute_metrics
+
+    catalog = load_catalog()
+    assert catalog.metrics.owner("fake_length_ratio") == "fake_plugins"
+    assert catalog.metrics.get("fake_length_ratio").higher_is_better is False
+    scores = compute_metrics(["fake_length_ratio", "fake_corpus_count", "accuracy"], ["a b", "a"], ["a b", "a b"])
+    assert scores == {"fake_length_ratio": 0.75, "fake_corpus_count": 2.0, "accuracy": 0.5}
+
+
+@pytest.mark.parametrize(("args", "problem"), [
+    (("accuracy", lambda p, r: 1.0), "metric 'accuracy' is a shipped metric"),
+    (("one-arg", lambda p: 1.0), "must take two arguments (prediction, reference)"),
+    (("bad name!", lambda p, r: 1.0), "metric name 'bad name!' is not usable"),
+])
+def test_a_bad_metric_registration_is_rejected_naming_the_plugin(fake_plugin, args, problem):
+    fake_plugin("tbench-badmetric", register_metrics=lambda register: register(*args))
+    failure = next(f for f in load_catalog().failures if f.plugin == "tbench-badmetric")
+    assert problem in failure.message()
+
+
+def test_a_metric_returning_a_non_number_fails_with_its_name(fake_plugin):
+    from tuning_bench.metrics import compute_metrics
+
+    fake_plugin("tbench-textmetric", register_metrics=lambda register: register("wordy", lambda p, r: "high"))
+    with pytest.raises(ValueError, match="metric 'wordy' of plugin 'tbench-textmetric' returned 'high'"):
+        compute_metrics(["wordy"], ["a"], ["a"])
+
+
+# --- Python tasks get the task-file checks -------------------------------------------------------------------
+
+
+def _task(**changes):
+    from tuning_bench.api.kinds import TaskKind
+
+    fields = dict(name="py-task", description="d", kind=TaskKind.CLASSIFICATION, instruction="Classify.",
+                  input_template="{text}", target_template="{label}", metrics=("accuracy",), headline="accuracy",
+                  labels=("neg", "pos"),
+                  load_splits=lambda: {split: [{"text": "t", "label": "pos"}] for split in ("train", "validation", "test")})
+    fields.update(changes)
+    return Task(**fields)
+
+
+@pytest.mark.parametrize(("changes", "problem"), [
+    ({"metrics": ("acuracy",), "headline": "acuracy"}, "unknown metric 'acuracy'; did you mean accuracy?"),
+    ({"metrics": ("fake_lenght_ratio",), "headline": "fake_lenght_ratio"}, "did you mean fake_length_ratio?"),
+    ({"labels": ()}, "key 'labels': required for a classification task"),
+    ({"input_template": "{text!r:>{w}"}, "key 'input_template': not a valid template"),
+    ({"headline": "macro_f1"}, "'macro_f1' is not one of the metrics"),
+    ({"name": "bad name"}, "'bad name' is not a usable task name"),
+])
+def test_a_broken_python_task_is_rejected_naming_the_plugin(tiny, fake_plugin, changes, problem):
+    fake_plugin("tbench-pytask", register_tasks=lambda register: register(_task(**changes)))
+    catalog = load_catalog()
+    failure = next(f for f in catalog.failures if f.plugin == "tbench-pytask")
+    assert problem in failure.message() and len(failure.message().splitlines()) == 1
+
+
+def test_a_python_task_may_name_a_registered_metric(tiny, fake_plugin):
+    fake_plugin("tbench-pytask", register_tasks=lambda register: register(
+        _task(metrics=("fake_length_ratio",), headline="fake_length_ratio")))
+    catalog = load_catalog()
+    assert "py-task" in catalog.tasks and not [f for f in catalog.failures if f.plugin == "tbench-pytask"]
+
+
+def test_a_python_task_with_bad_examples_fails_before_anything_runs(fake_plugin, cli_runner, tmp_path):
+    from tuning_bench.cli.main import cli
+
+    bad = lambda: {"train": [{"text": "t", "label": "pos"}], "validation": [], "test": [{"text": "t", "label": "maybe"}]}
+    fake_plugin("tbench-pytask", register_tasks=lambda register: register(_task(load_splits=bad)))
+    result = cli_runner.invoke(cli, ["run", "--tasks", "py-task", "--methods", "zero-shot", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert "plugin 'tbench-pytask', task 'py-task': key 'labels': test example 0 has label 'maybe'" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_task_file_may_name_a_registered_metric(tiny, tmp_path):
+    from tuning_bench.host.lookup import resolve_task
+
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps({"q": f"q{i}", "a": f"a{i}"}) + "\n" for i in range(10)))
+    (tmp_path / "t.yaml").write_text("name: t\nkind: generation\ninstruction: Answer.\ndata: rows.jsonl\n"
+                                    "input_template: '{q}'\ntarget_template: '{a}'\nmetrics: [fake_length_ratio]\n")
+    task = resolve_task(load_catalog(), str(tmp_path / "t.yaml"))
+    assert task.metrics == ("fake_length_ratio",) and task.higher_is_better is False
+    (tmp_path / "t.yaml").write_text((tmp_path / "t.yaml").read_text().replace("fake_length_ratio", "fake-length-ratio"))
+    with pytest.raises(UsageError, match="unknown metric 'fake-length-ratio'; did you mean fake_length_ratio"):
+        resolve_task(load_catalog(), str(tmp_path / "t.yaml"))
+
+
+def test_an_unknown_metric_name_fails_when_the_task_is_resolved(tiny, fake_plugin, cli_runner, tmp_path):
+    from tuning_bench.cli.main import cli
+
+    # a name the checks take for a hub metric: loaded (offline: refused) before anything runs
+    fake_plugin("tbench-pytask", register_tasks=lambda register: register(
+        _task(metrics=("length_ratio",), headline="length_ratio")))
+    result = cli_runner.invoke(cli, ["run", "--tasks", "py-task", "--methods", "zero-shot", "--model", "tiny-llama",
+                                     "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert "Metric 'length_ratio' could not be loaded" in result.output
+    assert "Did you mean: fake_length_ratio?" in result.output and not (tmp_path / "o").exists()

@@ -49,5 +49,15 @@ def register_models(register):
 
 
 @hookspec
+def register_metrics(register):
+    """Register metrics as plain functions: ``register(name, function, higher_is_better=True, per_example=True)``.
+
+    A per-example metric is ``function(prediction, reference) -> float``, averaged over the examples; a
+    corpus metric (``per_example=False``) is ``function(predictions, references) -> float``. Tasks name
+    it in ``metrics`` like a shipped metric.
+    """
+
+
+@hookspec
 def register_commands(cli):
     """Add commands to the ``tbench`` click group passed as ``cli``."""

@@ -328,14 +328,9 @@ def cell_command(spec_file: Path, cell_dir: Path, token_cache: Path | None) -> N
 
 
 def _add_plugin_commands() -> None:
-    from tuning_bench.host.plugins import PluginFailure, _load_failures, get_plugin_manager
+    from tuning_bench.host.plugins import default_host
 
-    manager = get_plugin_manager()
-    for impl in manager.hook.register_commands.get_hookimpls():
-        try:
-            impl.function(cli=cli)
-        except Exception as exc:  # a broken plugin must not break the CLI
-            _load_failures.append(PluginFailure(impl.plugin_name, "in register_commands", f"{type(exc).__name__}: {exc}"))
+    default_host().add_commands(cli)
 
 
 def main() -> None:

@@ -22,14 +22,26 @@ def resolve_model(catalog: Catalog, name: str, trust_remote_code: bool = False) 
 
 
 def resolve_task(catalog: Catalog, name: str) -> Task:
-    """A registered task, or a YAML task file when ``name`` is a path ending in .yaml/.yml."""
-    if name in catalog.tasks:
-        return catalog.tasks.get(name)
-    if name.endswith((".yaml", ".yml")):
-        from tuning_bench.taskfiles.taskfile import load_task_file
+    """A registered task, or a YAML task file when ``name`` is a path ending in .yaml/.yml.
 
-        return load_task_file(Path(name))
-    raise did_you_mean("task", name, catalog.tasks.names())
+    A registered task's examples are checked here, the first time it is resolved, as a task file's rows
+    are when it loads: a broken one is one line naming its plugin, before anything runs. A metric that
+    is neither shipped nor registered is loaded from the hub here too, so a bad name fails early.
+    """
+    from tuning_bench.metrics.registry import require_metrics
+    from tuning_bench.taskfiles.taskfile import check_examples, load_task_file
+
+    if name in catalog.tasks:
+        task = catalog.tasks.get(name)
+        if name not in catalog.checked_tasks:
+            check_examples(task, f"plugin '{catalog.tasks.owner(name)}', task '{name}'")
+            catalog.checked_tasks.add(name)
+    elif name.endswith((".yaml", ".yml")):
+        task = load_task_file(Path(name), {m.name: m.higher_is_better for m in catalog.metrics})
+    else:
+        raise did_you_mean("task", name, catalog.tasks.names())
+    require_metrics(task.metrics, catalog.metrics.names())
+    return task
 
 
 def split_names(value: str, option: str) -> list[str]:

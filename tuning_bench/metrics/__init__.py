@@ -10,6 +10,9 @@ Each shipped metric is either *per-example* (the score is the mean of one number
 the whole set: chrF sums n-gram counts, macro-F1 counts per class). ``example_scores`` returns what
 the statistics need to resample either kind: the per-example numbers, or for a corpus metric the
 per-example statistics it sums (chrF) or the labels it counts (macro-F1).
+
+Plugins add metrics as plain functions (``register_metrics`` hook, see registry.py); tasks name them
+like the shipped ones.
 """
 
 from __future__ import annotations
@@ -100,8 +103,14 @@ def compute_metrics(names: Sequence[str], predictions: list[str], references: li
     """
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
+    from tuning_bench.metrics.registry import registered_metric
+
     scores: dict[str, float] = {}
     for name in names:
+        registered = None if name in _SHIPPED_DIRECTIONS else registered_metric(name)
+        if registered is not None:  # a plain function from a plugin's register_metrics hook
+            scores[name] = registered.compute(predictions, references)
+            continue
         module = _load(name)
         result = module.compute(predictions=list(predictions), references=list(references)) or {}
         scores.update(_numbers(name, result))
@@ -119,8 +128,11 @@ def example_scores(names: Sequence[str], predictions: list[str], references: lis
     Returns ``{"scores": {metric: [float per example]}, "statistics": {metric: [[int, ...] per
     example]}}``: per-example metrics give their scores (their mean is the metric's value), chrF its
     per-pair n-gram counts (summed, then scored). Macro-F1 needs nothing more than the predictions and
-    references the record keeps. Hub metrics are left out: they say nothing per example.
+    references the record keeps. A plugin's per-example metric gives its scores too. Hub metrics and a
+    plugin's corpus metrics are left out: they say nothing per example.
     """
+    from tuning_bench.metrics.registry import registered_metric
+
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     scores: dict[str, list[float]] = {}
@@ -132,6 +144,8 @@ def example_scores(names: Sequence[str], predictions: list[str], references: lis
         elif name == "chrf":
             result = _load(name).compute(predictions=list(predictions), references=list(references), statistics=True)
             statistics[name] = [list(map(int, row)) for row in result[name]]
+        elif name not in METRIC_KINDS and (registered := registered_metric(name)) is not None and registered.per_example:
+            scores[name] = registered.per_example_scores(predictions, references)
     return {"scores": scores, "statistics": statistics}
 
 

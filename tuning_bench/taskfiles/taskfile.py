@@ -9,6 +9,7 @@ splits are first needed).
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import string
@@ -34,12 +35,13 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _HUB_METRIC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
 
 
-def load_task_file(path: str | Path) -> Task:
+def load_task_file(path: str | Path, registered_metrics: Mapping[str, bool] | None = None) -> Task:
     """Read, check and build the Task a YAML task file describes.
 
     Raises UsageError (one line naming the file, the key and the fix) for anything wrong with the file
-    or its data files.
+    or its data files. ``registered_metrics`` maps the metrics plugins registered to higher-is-better.
     """
+    registered = dict(registered_metrics or {})
     path = Path(path)
     check = Checker(path)
     spec = _read_yaml(path, check)
@@ -59,9 +61,9 @@ def load_task_file(path: str | Path) -> Task:
     target_template = _template(spec, "target_template", check)
     fields = _fields(spec, check)
     labels = _labels(spec, kind, check)
-    metrics = _metrics(spec, check)
-    headline = _headline(spec, metrics, check)
-    higher_is_better = spec.get("higher_is_better", metric_direction(headline))
+    metrics = _metrics(spec, check, registered)
+    headline = _headline(spec, metrics, check, registered)
+    higher_is_better = spec.get("higher_is_better", registered.get(headline, metric_direction(headline)))
     if not isinstance(higher_is_better, bool):
         raise check.fail(
             "higher_is_better", f"expected true or false, got {brief_repr(higher_is_better)}", "write higher_is_better: true"
@@ -218,7 +220,7 @@ def _labels(spec: Mapping[str, Any], kind: TaskKind, check: Checker) -> list[str
     return labels
 
 
-def _metrics(spec: Mapping[str, Any], check: Checker) -> list[str]:
+def _metrics(spec: Mapping[str, Any], check: Checker, registered: Mapping[str, bool]) -> list[str]:
     metrics = spec["metrics"]
     if isinstance(metrics, str):
         metrics = [metrics]
@@ -228,31 +230,34 @@ def _metrics(spec: Mapping[str, Any], check: Checker) -> list[str]:
             f"expected a non-empty list of metric names, got {brief_repr(metrics)}",
             f"write e.g. metrics: [{SHIPPED_METRICS[0]}]",
         )
-    squashed = {re.sub(r"[^a-z0-9]", "", name): name for name in SHIPPED_METRICS}
+    known = (*SHIPPED_METRICS, *registered)
+    squashed = {re.sub(r"[^a-z0-9]", "", name.lower()): name for name in known}
     for metric in metrics:
-        if metric in SHIPPED_METRICS:
+        if metric in known:
             continue
-        # "rougeL" or "macro-f1" is a misspelt shipped metric, not a hub one that happens to fail later.
-        shipped = squashed.get(re.sub(r"[^a-z0-9]", "", metric.lower()))
+        # "rougeL", "macro-f1" or "acuracy" is a misspelt known metric, not a hub one that fails later
+        # (the cutoff keeps real hub names such as "rouge" apart from "rouge_l").
+        shipped = squashed.get(re.sub(r"[^a-z0-9]", "", metric.lower())) or next(
+            iter(difflib.get_close_matches(metric, known, n=1, cutoff=0.85)), None)
         if shipped:
             raise check.fail("metrics", f"unknown metric '{metric}'", f"did you mean {shipped}?")
         if not _HUB_METRIC.match(metric):
             raise check.fail(
                 "metrics",
                 f"'{metric}' is neither a shipped metric nor a Hugging Face metric name",
-                f"use one of {', '.join(SHIPPED_METRICS)} or a hub name such as bleu",
+                f"use one of {', '.join(known)} or a hub name such as bleu",
             )
     if len(set(metrics)) != len(metrics):
         raise check.fail("metrics", "a metric is listed twice", "list each metric once")
     return metrics
 
 
-def _headline(spec: Mapping[str, Any], metrics: list[str], check: Checker) -> str:
+def _headline(spec: Mapping[str, Any], metrics: list[str], check: Checker, registered: Mapping[str, bool]) -> str:
     if "headline" not in spec:
         return metrics[0]
     headline = _text(spec, "headline", check)
     # A hub metric may report several numbers under its own keys (e.g. rouge's rougeL).
-    if headline not in metrics and all(m in SHIPPED_METRICS for m in metrics):
+    if headline not in metrics and all(m in SHIPPED_METRICS or m in registered for m in metrics):
         raise check.fail(
             "headline",
             f"'{headline}' is not one of the metrics ({', '.join(metrics)})",
@@ -332,3 +337,52 @@ def _example_validator(
                 )
 
     return validate
+
+
+# --- tasks written in Python ------------------------------------------------------------------------
+
+
+def check_task(task: Task, where: str, registered_metrics: Mapping[str, bool] | None = None) -> None:
+    """Check a task a plugin defines in Python with the rules a task file's keys get.
+
+    Raises UsageError, one line starting with ``where``. The examples are checked by ``check_examples``
+    when the splits are first needed.
+    """
+    check = Checker(where)  # type: ignore[arg-type]  # a description stands in for the file path
+    kind = getattr(task, "kind", None)
+    spec = {
+        "name": task.name, "kind": getattr(kind, "value", kind), "instruction": task.instruction,
+        "input_template": task.input_template, "target_template": task.target_template,
+        "labels": list(task.labels) if task.labels else None, "metrics": list(task.metrics),
+        "headline": task.headline,
+    }
+    name = _text(spec, "name", check)
+    if not _NAME.match(name):
+        raise check.fail("name", f"'{name}' is not a usable task name", "use letters, digits, '-', '_' or '.'")
+    kind = _kind(spec, check)
+    _text(spec, "instruction", check)
+    for key in ("input_template", "target_template"):
+        _template(spec, key, check)
+    _labels(spec, kind, check)
+    registered = dict(registered_metrics or {})
+    _headline(spec, _metrics(spec, check, registered), check, registered)
+    if not isinstance(task.higher_is_better, bool):
+        raise check.fail("higher_is_better", f"expected True or False, got {task.higher_is_better!r}")
+    if isinstance(task.max_new_tokens, bool) or not isinstance(task.max_new_tokens, int) or task.max_new_tokens < 1:
+        raise check.fail("max_new_tokens", f"expected a positive whole number, got {task.max_new_tokens!r}")
+
+
+def check_examples(task: Task, where: str) -> None:
+    """Check a Python task's splits as a task file's rows are checked: every template field is present
+    and a classification target is a declared label; the test split is not empty."""
+    check = Checker(where)  # type: ignore[arg-type]
+    templates = {"input_template": task.input_template, "target_template": task.target_template}
+    validate = _example_validator(templates, {}, task.kind, list(task.labels), check)
+    splits = task.splits()
+    if not splits["test"]:
+        raise check.fail("load_splits", "the test split is empty", "return at least one test example")
+    for split_name, examples in splits.items():
+        for index, example in enumerate(examples):
+            if not isinstance(example, Mapping):
+                raise check.fail("load_splits", f"{split_name} example {index} is {example!r}, not a dict of fields")
+            validate(example, dict(example), f"{split_name} example {index}")
