@@ -33,7 +33,7 @@ class LiveView(RunView):
 
     def prepare(self, plan: Plan, todo: list[CellJob], done: list[CellJob]) -> None:
         if done:
-            stderr.print(f"{len(done)} of {len(plan.jobs)} cells already finished in {plan.out_dir} (skipped; --force re-runs them)")
+            stderr.print(escape(f"{len(done)} of {len(plan.jobs)} cells already finished in {plan.out_dir} (skipped; --force re-runs them)"))
         if not todo:
             return
         stderr.print(f"running {len(todo)} cells on {plan.jobs[0].spec.device} ({plan.jobs[0].spec.precision}), "
