@@ -190,3 +190,24 @@ def test_the_reliability_doc_lists_tests_that_exist():
     for path in (REPO / "tests").glob("test_*.py"):
         defined |= set(re.findall(r"^def (test_\w+)", path.read_text(), flags=re.M))
     assert names <= defined, sorted(names - defined)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--seeds", "[/]"], "(got '[/]')"),
+        (["--methods", "[bold]lora"], "Unknown method '[bold]lora'"),
+        (["--set", "lora.[red]x=1"], "Unknown option '[red]x'"),
+        (["--task-file", "[b]missing.yaml"], "[b]missing.yaml"),
+    ],
+)
+def test_user_text_is_never_read_as_markup(cli_runner, tmp_path, args, expected):
+    line = _one_error_line(_invoke(cli_runner, "run", *args, "--out", str(tmp_path / "out")))
+    assert expected in line
+
+
+def test_fix_hints_keep_their_bracketed_examples(capsys):
+    from tuning_bench.cli.console import warn
+
+    warn("labels: use a list, e.g. [positive, negative]")
+    assert "[positive, negative]" in capsys.readouterr().err

@@ -54,11 +54,13 @@ class CellSpec:
     # Which plugin modules the cell process loads: changes where code comes from, not the result.
     plugin_modules: list[str] = field(default_factory=list, metadata={"outside_cache_key": True})
     trial: str = ""  # e.g. "learning_rate=0.003" for a sweep trial
+    # The task's own name (a YAML file's name:) for progress lines; ``task`` may be the file's path.
+    task_name: str = field(default="", metadata={"outside_cache_key": True})
 
     @property
     def label(self) -> str:
         trial = f" [{self.trial}]" if self.trial else ""
-        return f"{Path(self.task).stem if self.task.endswith(('.yaml', '.yml')) else self.task}/{self.method}/seed {self.seed}{trial}"
+        return f"{self.task_name or self.task}/{self.method}/seed {self.seed}{trial}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

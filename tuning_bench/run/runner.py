@@ -106,6 +106,12 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
     if not task_names:
         raise UsageError("no task to run: give --tasks NAME[,NAME] or --task-file FILE.yaml")
     tasks = {name: resolve_task(catalog, name) for name in task_names}
+    given_as: dict[str, str] = {}
+    for given, task in tasks.items():
+        if task.name in given_as:
+            raise UsageError(f"{given_as[task.name]} and {given} both name their task '{task.name}'; "
+                             "give each task file its own name: (tables and records tell tasks apart by it)")
+        given_as[task.name] = given
     source = resolve_model(catalog, settings.model, settings.trust_remote_code)
     device, precision = _resolve_device(settings.device, settings.precision)
     sweep = None
@@ -130,7 +136,8 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
                     per_cell = {s.name: getattr(settings, s.name) for s in SETTINGS if s.per_cell}
                     per_cell.update(device=device, precision=precision,
                                     val_every=settings.val_every or max(1, settings.steps // 2))
-                    spec = CellSpec(task=task_name, method=method_name, seed=seed, method_config=config,
+                    spec = CellSpec(task=task_name, task_name=tasks[task_name].name, method=method_name, seed=seed,
+                                    method_config=config,
                                     plugin_modules=extra_modules(), trial=trial, **per_cell)
                     key = _cell_key(spec, task_fingerprints[task_name], model_fingerprint)
                     jobs.append(CellJob(spec, key, out_dir / "cells" / key, token_cache))
