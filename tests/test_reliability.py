@@ -59,8 +59,8 @@ def test_missing_suite_file(cli_runner, tmp_path):
     [
         (["--steps", "0"], "--steps must be at least 1 (got 0)"),
         (["--seeds", "0,x"], "--seeds: expected comma-separated integers from 0 to 4294967295, e.g. 0,1,2 (got '0,x')"),
-        (["--seeds", "-1"], "--seeds: seeds must be a non-empty list of integers from 0 to 4294967295"),
-        (["--seeds", "4294967296"], "--seeds: seeds must be a non-empty list of integers from 0 to 4294967295"),
+        (["--seeds", "-1"], "--seeds must be a non-empty list of integers from 0 to 4294967295"),
+        (["--seeds", "4294967296"], "--seeds must be a non-empty list of integers from 0 to 4294967295"),
         (["--seeds", "0,0"], "--seeds: seed 0 given more than once; give distinct seeds"),
         (["--set", "lora.dropout=nan"], "lora.dropout must be a finite number, got nan"),
         (["--set", "lora.learning_rate=inf"], "lora.learning_rate must be a finite number, got inf"),

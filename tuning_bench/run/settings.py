@@ -137,6 +137,11 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _subject(where: str, name: str) -> str:
+    """A flag names itself ("--steps must be ..."); a file names the key ("suite.yaml: key 'steps': steps must ...")."""
+    return where if where.startswith("--") else f"{where}: {name}"
+
+
 def _check_seeds(value: Any, where: str) -> list[int]:
     if isinstance(value, str):
         try:
@@ -146,7 +151,7 @@ def _check_seeds(value: Any, where: str) -> list[int]:
     if _is_int(value):
         value = [value]
     if not isinstance(value, list) or not value or not all(_is_int(s) and 0 <= s <= MAX_SEED for s in value):
-        raise UsageError(f"{where}: seeds must be a non-empty list of integers from 0 to {MAX_SEED}, e.g. 0,1,2 (got {value!r})")
+        raise UsageError(f"{_subject(where, 'seeds')} must be a non-empty list of integers from 0 to {MAX_SEED}, e.g. 0,1,2 (got {value!r})")
     repeated = sorted({s for s in value if value.count(s) > 1})
     if repeated:
         # Refused rather than dropped: a repeated seed is a typo, and running it twice would fake a spread of 0.
@@ -160,7 +165,7 @@ def _check_names(setting: Setting, value: Any, where: str) -> list[str]:
     if isinstance(value, tuple):
         value = list(value)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise UsageError(f"{where}: {setting.name} must be a list of names (got {value!r})")
+        raise UsageError(f"{_subject(where, setting.name)} must be a list of names (got {value!r})")
     return list(dict.fromkeys(value)) if setting.kind == "names" else value
 
 
@@ -168,36 +173,37 @@ def check_value(name: str, value: Any, where: str) -> Any:
     """Validate one setting's value (type, choices, range, finite); ``where`` names its source for the error."""
     setting = BY_NAME[name]
     kind = setting.kind
+    subject = _subject(where, name)
     if kind == "seeds":
         return _check_seeds(value, where)
     if kind in ("names", "paths"):
         return _check_names(setting, value, where)
     if kind == "options":
         if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-            raise UsageError(f"{where}: options must map method names to option mappings, e.g. options: {{prompt: {{num_virtual_tokens: 50}}}}")
+            raise UsageError(f"{subject} must map method names to option mappings, e.g. options: {{prompt: {{num_virtual_tokens: 50}}}}")
         return value
     if value is None and setting.default is None:
         return None
     if kind == "bool":
         if not isinstance(value, bool):
-            raise UsageError(f"{where}: {name} must be true or false (got {value!r})")
+            raise UsageError(f"{subject} must be true or false (got {value!r})")
         return value
     if kind == "int" and not _is_int(value):
-        raise UsageError(f"{where}: {name} must be an integer (got {value!r})")
+        raise UsageError(f"{subject} must be an integer (got {value!r})")
     if kind == "float":
         if not (_is_int(value) or isinstance(value, float)):
-            raise UsageError(f"{where}: {name} must be a number (got {value!r})")
+            raise UsageError(f"{subject} must be a number (got {value!r})")
         value = float(value)
         if not math.isfinite(value):
-            raise UsageError(f"{where}: {name} must be a finite number (got {value!r})")
+            raise UsageError(f"{subject} must be a finite number (got {value!r})")
     if kind == "str" and not isinstance(value, str):
-        raise UsageError(f"{where}: {name} must be a string (got {value!r})")
+        raise UsageError(f"{subject} must be a string (got {value!r})")
     if setting.choices and value not in setting.choices:
-        raise UsageError(f"{where}: {name} must be one of {', '.join(map(str, setting.choices))} (got {value!r})")
+        raise UsageError(f"{subject} must be one of {', '.join(map(str, setting.choices))} (got {value!r})")
     if setting.minimum is not None and value < setting.minimum:
-        raise UsageError(f"{where}: {name} must be at least {setting.minimum:g} (got {value})")
+        raise UsageError(f"{subject} must be at least {setting.minimum:g} (got {value})")
     if setting.maximum is not None and value > setting.maximum:
-        raise UsageError(f"{where}: {name} must be at most {setting.maximum:g} (got {value})")
+        raise UsageError(f"{subject} must be at most {setting.maximum:g} (got {value})")
     return value
 
 
