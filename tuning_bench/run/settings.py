@@ -253,7 +253,7 @@ def click_options(command: Any) -> Any:
     for setting in reversed([s for s in SETTINGS if s.cli_flag]):
         default = setting.default_text or (",".join(map(str, setting.default)) if isinstance(setting.default, list)
                                            else setting.default)
-        help_text = f"{setting.help} (default: {default})" if setting.kind != "bool" else setting.help
+        help_text = f"{setting.help} (default: {default})" if default not in ("", False) else setting.help
         kwargs: dict[str, Any] = {"help": help_text, "default": None}
         if setting.kind == "bool":
             kwargs["is_flag"] = True
