@@ -135,7 +135,7 @@ def test_steps_and_epochs_in_one_place_are_refused_and_a_later_place_wins(tmp_pa
     with pytest.raises(UsageError, match="patience.*needs validation examples"):
         build_settings(False, {}, {"patience": 2, "val_examples": 0})
     suite.write_text("min_delta: -1\n")
-    with pytest.raises(UsageError, match="min_delta must be a number of at least 0"):
+    with pytest.raises(UsageError, match="min_delta must be at least 0"):
         load_suite(suite)
 
 

@@ -32,7 +32,9 @@ def _one_error_line(result) -> str:
         ("methds: [lora]\n", "key 'methds': Unknown setting 'methds'. Did you mean: methods"),
         ("steps: many\n", "key 'steps': steps must be an integer (got 'many')"),
         ("steps: 0\n", "steps must be at least 1 (got 0)"),
-        ("seeds: [0, -1]\n", "seeds must be a non-empty list of non-negative integers"),
+        ("seeds: [0, -1]\n", "seeds must be a non-empty list of integers from 0 to 4294967295"),
+        ("seeds: [1, 1]\n", "seed 1 given more than once"),
+        ("steps: .nan\n", "steps must be an integer (got nan)"),
         ("- just\n- a list\n", "expected a mapping of settings at the top level"),
         ("options: {prompt: {num_virtual_tokens: 0}}\n", "prompt.num_virtual_tokens must be at least 1"),
         ("precision: fp8\n", "precision must be one of auto, fp32, bf16"),
@@ -56,8 +58,13 @@ def test_missing_suite_file(cli_runner, tmp_path):
     ("args", "expected"),
     [
         (["--steps", "0"], "--steps must be at least 1 (got 0)"),
-        (["--seeds", "0,x"], "--seeds '0,x': expected comma-separated non-negative integers"),
-        (["--seeds", "-1"], "--seeds '-1': expected comma-separated non-negative integers"),
+        (["--seeds", "0,x"], "--seeds: expected comma-separated integers from 0 to 4294967295, e.g. 0,1,2 (got '0,x')"),
+        (["--seeds", "-1"], "--seeds must be a non-empty list of integers from 0 to 4294967295"),
+        (["--seeds", "4294967296"], "--seeds must be a non-empty list of integers from 0 to 4294967295"),
+        (["--seeds", "0,0"], "--seeds: seed 0 given more than once; give distinct seeds"),
+        (["--set", "lora.dropout=nan"], "lora.dropout must be a finite number, got nan"),
+        (["--set", "lora.learning_rate=inf"], "lora.learning_rate must be a finite number, got inf"),
+        (["--set", "lora.r=99999999999999999999999"], "lora.r must be at most"),
         (["--set", "prompt.num_virtual_tokens=0"], "prompt.num_virtual_tokens must be at least 1, got 0"),
         (["--set", "lora.r=two"], "lora.r expected integer, got 'two'"),
         (["--set", "prompt"], "expected METHOD.OPTION=VALUE"),
@@ -182,3 +189,24 @@ def test_the_reliability_doc_lists_tests_that_exist():
     for path in (REPO / "tests").glob("test_*.py"):
         defined |= set(re.findall(r"^def (test_\w+)", path.read_text(), flags=re.M))
     assert names <= defined, sorted(names - defined)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--seeds", "[/]"], "(got '[/]')"),
+        (["--methods", "[bold]lora"], "Unknown method '[bold]lora'"),
+        (["--set", "lora.[red]x=1"], "Unknown option '[red]x'"),
+        (["--task-file", "[b]missing.yaml"], "[b]missing.yaml"),
+    ],
+)
+def test_user_text_is_never_read_as_markup(cli_runner, tmp_path, args, expected):
+    line = _one_error_line(_invoke(cli_runner, "run", *args, "--out", str(tmp_path / "out")))
+    assert expected in line
+
+
+def test_fix_hints_keep_their_bracketed_examples(capsys):
+    from tuning_bench.cli.console import warn
+
+    warn("labels: use a list, e.g. [positive, negative]")
+    assert "[positive, negative]" in capsys.readouterr().err

@@ -330,3 +330,32 @@ def test_a_yaml_task_with_jsonl_data_runs_end_to_end_on_a_tiny_model(tmp_path):
     assert cell["task_info"]["source"].endswith("support_tickets.yaml")
     assert set(cell["predictions"]) <= set(cell["task_info"]["labels"])
     assert (tmp_path / "run" / "report.html").exists()
+
+
+def _plan_files(tmp_path, paths):
+    from tuning_bench.host.plugins import load_catalog
+    from tuning_bench.run.runner import plan_run
+    from tuning_bench.run.settings import RunSettings
+
+    settings = RunSettings(methods=["zero-shot"], tasks=[], task_files=[str(p) for p in paths], model="tiny-llama",
+                           out=str(tmp_path / "run"))
+    return plan_run(settings, load_catalog(["tuning_bench.testing"]))
+
+
+def test_two_task_files_sharing_a_name_are_refused_naming_both(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = make_task(tmp_path / "a"), make_task(tmp_path / "b")
+    with pytest.raises(UsageError, match=r"a/task\.yaml and .*b/task\.yaml both name their task 'tiny-sentiment'"):
+        _plan_files(tmp_path, [first, second])
+
+
+def test_same_file_name_in_two_folders_stays_apart_by_the_yaml_name(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = make_task(tmp_path / "a")
+    second = make_task(tmp_path / "b", GOOD_YAML.replace("name: tiny-sentiment", "name: other-sentiment"))
+    plan = _plan_files(tmp_path, [first, second])
+    labels = [job.spec.label for job in plan.jobs]
+    assert labels == ["tiny-sentiment/zero-shot/seed 0", "other-sentiment/zero-shot/seed 0"]
+    assert len({job.key for job in plan.jobs}) == 2

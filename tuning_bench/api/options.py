@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,8 +57,8 @@ class Option:
                     return [str(v) for v in value]
                 return [part.strip() for part in text.split(",") if part.strip()]
             return text
-        except (ValueError, json.JSONDecodeError):
-            raise ValueError(f"expected {_TYPE_NAMES.get(self.type, self.type.__name__)}, got '{text}'") from None
+        except (ValueError, OverflowError, json.JSONDecodeError):
+            raise ValueError(f"expected {_TYPE_NAMES.get(self.type, self.type.__name__)}, got {text!r}") from None
 
     def check(self, value: Any) -> Any:
         """Validate a value (from a config file or ``parse``); return it normalised or raise ValueError."""
@@ -67,7 +68,7 @@ class Option:
             raise ValueError("a value is required")
         expected = _TYPE_NAMES.get(self.type, self.type.__name__)
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            value = float(value) if abs(value) < 2**1023 else math.inf  # float() of a huge int raises
         if self.type is list and isinstance(value, str):
             value = self.parse(value)
         if self.type is list:
@@ -75,6 +76,9 @@ class Option:
                 raise ValueError(f"expected a list of strings, got {value!r}")
         elif not isinstance(value, self.type) or (self.type is not bool and isinstance(value, bool)):
             raise ValueError(f"expected {expected}, got {value!r}")
+        if self.type is float and not math.isfinite(value):
+            # NaN passes every comparison (so every range check) and inf overflows: refuse both here.
+            raise ValueError(f"must be a finite number, got {value!r}")
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"must be one of {', '.join(map(str, self.choices))}, got {value!r}")
         if self.minimum is not None and value < self.minimum:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 stderr = Console(stderr=True, soft_wrap=True)  # messages stay one line, however narrow the terminal
@@ -26,4 +27,5 @@ def download_bar(description: str) -> Iterator[Callable[[int, int | None], None]
 
 
 def warn(message: str) -> None:
-    stderr.print(f"[yellow]warning:[/] {message}", highlight=False)
+    """Print a warning; ``message`` is plain text (names, paths, hints with [brackets]), never markup."""
+    stderr.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)

@@ -33,7 +33,7 @@ class LiveView(RunView):
 
     def prepare(self, plan: Plan, todo: list[CellJob], done: list[CellJob]) -> None:
         if done:
-            stderr.print(f"{len(done)} of {len(plan.jobs)} cells already finished in {plan.out_dir} (skipped; --force re-runs them)")
+            stderr.print(escape(f"{len(done)} of {len(plan.jobs)} cells already finished in {plan.out_dir} (skipped; --force re-runs them)"))
         if not todo:
             return
         if plan.precision_choice and plan.precision_choice.warning:

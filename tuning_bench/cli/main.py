@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from tuning_bench import __version__
 from tuning_bench.cli.console import stderr, stdout
 from tuning_bench.api.errors import FetchError, UsageError
+from tuning_bench.run.settings import click_options
 
 
 def _catalog():
@@ -34,7 +36,7 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*[str(v) if v is not None else "" for v in row])
+        table.add_row(*[escape(str(v)) if v is not None else "" for v in row])  # cells are user text, not markup
     stdout.print(table)
 
 
@@ -45,7 +47,7 @@ class TbenchGroup(click.Group):
         try:
             return super().invoke(ctx)
         except (UsageError, FetchError) as exc:
-            stderr.print(f"[red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+            stderr.print(f"[red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(2)
 
 
@@ -104,13 +106,13 @@ def tasks_show(name: str, count: int, split: str, as_json: bool) -> None:
     if as_json:
         return _emit_json([task.summary() | {"sizes": {k: len(v) for k, v in splits.items()}, "instruction": task.instruction,
                            "examples": [{"input": task.render_input(e), "target": task.render_target(e)} for e in examples]}])
-    stdout.print(f"[bold]{task.name}[/] ({task.kind.value}): {task.description}")
+    stdout.print(f"[bold]{escape(task.name)}[/] ({task.kind.value}): {escape(task.description)}")
     stdout.print("splits: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
-    stdout.print(f"metrics: {', '.join(task.metrics)} (headline {task.headline}, "
-                 f"{'higher' if task.higher_is_better else 'lower'} is better)")
+    stdout.print(escape(f"metrics: {', '.join(task.metrics)} (headline {task.headline}, "
+                 f"{'higher' if task.higher_is_better else 'lower'} is better)"))
     if task.labels:
-        stdout.print(f"labels: {', '.join(task.labels)}")
-    stdout.print(f"instruction: {task.instruction}", highlight=False)
+        stdout.print(escape(f"labels: {', '.join(task.labels)}"))
+    stdout.print(escape(f"instruction: {task.instruction}"), highlight=False)
     _table(f"{split} examples", ["input", "target"], [[task.render_input(e), task.render_target(e)] for e in examples])
 
 
@@ -138,7 +140,7 @@ def models_fetch(name: str, force: bool) -> None:
 
     source = resolve_model(_catalog(), name)
     source.prepare(force=force)
-    stdout.print(f"{name}: ready")
+    stdout.print(escape(f"{name}: ready"))
 
 
 @cli.command()
@@ -158,82 +160,27 @@ def plugins(as_json: bool) -> None:
         [r["name"], r.get("version"), ", ".join(r["hooks"]), r.get("error") or "loaded"] for r in rows])
 
 
-def _parse_seeds(value: str | None) -> list[int] | None:
-    if value is None:
-        return None
-    try:
-        seeds = [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise UsageError(f"--seeds '{value}': expected comma-separated non-negative integers, e.g. 0,1,2") from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise UsageError(f"--seeds '{value}': expected comma-separated non-negative integers, e.g. 0,1,2")
-    return seeds
-
-
-def _positive(name: str, value: int | None, minimum: int = 1) -> int | None:
-    if value is not None and value < minimum:
-        raise UsageError(f"{name} must be at least {minimum} (got {value})")
-    return value
-
-
 @cli.command()
-@click.option("--methods", help="Comma list of methods (default: every registered method).")
-@click.option("--tasks", "task_names", help="Comma list of tasks (default: product-descriptions).")
-@click.option("--task-file", "task_files", multiple=True, type=click.Path(), help="A YAML task file (repeatable).")
-@click.option("--model", help="Registered model name, Hugging Face id or local folder (default: smollm2-135m).")
-@click.option("--seeds", help="Comma list of seeds (default: 0).")
-@click.option("--steps", type=int, help="Optimiser steps per trained method (same for every method).")
-@click.option("--epochs", type=int, help="Passes over each task's train split, instead of --steps (give one of them).")
-@click.option("--val-every", type=int, help="Validate every N steps (default: twice per run; ten times with --patience).")
-@click.option("--patience", type=int, help="Stop after P validations without improvement, evaluate the best state (default: 0, off).")
-@click.option("--min-delta", type=float, help="The least drop in validation loss that counts as an improvement (default: 0).")
-@click.option("--batch-size", type=int, help="Training batch size (same for every method).")
-@click.option("--eval-examples", type=int, help="Test examples evaluated (0: the whole test split).")
-@click.option("--out", type=click.Path(), help="Output directory (default: tbench-runs/latest).")
+@click_options
 @click.option("--config", "config_file", type=click.Path(), help="Suite config file (YAML) with any of these settings.")
 @click.option("--set", "set_items", multiple=True, help="Method option override, METHOD.OPTION=VALUE (repeatable).")
 @click.option("--quick", is_flag=True, help="A smoke run: few steps and few evaluation examples.")
-@click.option("--device", help="auto, cpu, cuda or cuda:N (default: auto).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), help="auto: bf16 autocast on CUDA, and on a CPU where a short probe measures it faster; else fp32.")
-@click.option("--sweep", type=click.Choice(["lr"]), help="Try learning rates around each method's default; pick by validation loss.")
-@click.option("--keep", type=click.Choice(["adapters", "all", "none"]), help="Trained states kept on disk (default: adapters).")
-@click.option("--prompt-format", type=click.Choice(["auto", "chat", "plain"]), help="auto: the chat template when the model has one.")
-@click.option("--executor", type=click.Choice(["local", "in-process"]), help="local: each cell in its own process.")
-@click.option("--threads", type=int, help="Torch threads on CPU (default: one per available core).")
-@click.option("--max-length", type=int, help="Longest tokenized example; longer ones are truncated (default: 512).")
-@click.option("--max-new-tokens", type=int, help="Cap on generated answer length (default: the task's own).")
 @click.option("--force", is_flag=True, help="Run every cell again, even if a result is cached.")
 @click.option("--out-overwrite", is_flag=True, help="Write into a non-empty --out that is not a tbench run (its report and CSV files are replaced).")
-@click.option("--trust-remote-code", is_flag=True, default=None, help="Allow models that need code from their repository.")
-def run(methods, task_names, task_files, model, seeds, steps, epochs, val_every, patience, min_delta, batch_size, eval_examples, out, config_file, set_items,
-        quick, device, precision, sweep, keep, prompt_format, executor, threads, max_length, max_new_tokens, force,
-        out_overwrite, trust_remote_code) -> None:
+def run(config_file, set_items, quick, force, out_overwrite, **setting_values) -> None:
     """Train and measure each method on each task, then write results and reports."""
     from tuning_bench.cli.liveview import LiveView
-    from tuning_bench.host.lookup import split_names
     from tuning_bench.api.options import parse_set_arguments
     from tuning_bench.run.runner import Interrupted, execute, plan_run, print_failures
-    from tuning_bench.run.settings import build_settings, load_suite
+    from tuning_bench.run.settings import build_settings, flag_values, load_suite
 
-    flags = {
-        "methods": split_names(methods, "--methods") if methods is not None else None,
-        "tasks": split_names(task_names, "--tasks") if task_names is not None else None,
-        "task_files": list(task_files) or None,
-        "model": model, "seeds": _parse_seeds(seeds), "steps": _positive("--steps", steps),
-        "epochs": _positive("--epochs", epochs), "val_every": _positive("--val-every", val_every, 0),
-        "patience": _positive("--patience", patience, 0), "min_delta": _positive("--min-delta", min_delta, 0),
-        "batch_size": _positive("--batch-size", batch_size), "eval_examples": _positive("--eval-examples", eval_examples, 0),
-        "out": out, "device": device, "precision": precision, "sweep": sweep, "keep": keep,
-        "prompt_format": prompt_format, "executor": executor, "threads": _positive("--threads", threads, 0),
-        "max_length": _positive("--max-length", max_length, 8),
-        "max_new_tokens": _positive("--max-new-tokens", max_new_tokens, 1),
-        "trust_remote_code": trust_remote_code, "options": parse_set_arguments(set_items) or None,
-    }
-    for task_file in task_files:
+    flags = flag_values(setting_values)
+    flags["options"] = parse_set_arguments(set_items) or None
+    for task_file in flags.get("task_files", []):
         if not task_file.lower().endswith((".yaml", ".yml")):
             raise UsageError(f"--task-file {task_file}: --task-file takes a .yaml file that describes the task and "
                              "names its data (a .jsonl or .csv goes under data: in it; see docs/tasks.md)")
-    if task_files and task_names is None:
+    if "task_files" in flags and "tasks" not in flags:
         flags["tasks"] = []  # a task file replaces the default task unless --tasks is also given
     suite = load_suite(Path(config_file)) if config_file else {}
     settings = build_settings(quick, suite, flags)
@@ -248,7 +195,7 @@ def run(methods, task_names, task_files, model, seeds, steps, epochs, val_every,
     try:
         data = execute(plan, view=view, force=force, out_overwrite=out_overwrite)
     except Interrupted as exc:
-        stderr.print(f"[yellow]{exc}[/]; run the same command again to resume")
+        stderr.print(f"[yellow]{escape(str(exc))}[/]; run the same command again to resume")
         sys.exit(130)
     finally:
         view.close()
@@ -258,7 +205,7 @@ def run(methods, task_names, task_files, model, seeds, steps, epochs, val_every,
     # The verdict first: it answers the question the run was for; the tables below are its evidence.
     for table in [*terminal_verdicts(data), *terminal_tables(data)]:
         stdout.print(table)
-    stdout.print(f"results: {plan.out_dir / 'results.json'}, report: {plan.out_dir / 'report.html'}")
+    stdout.print(escape(f"results: {plan.out_dir / 'results.json'}, report: {plan.out_dir / 'report.html'}"))
     failed = [c for c in data["cells"] if c["status"] == "failed"]
     if failed:
         print_failures(data)
@@ -304,7 +251,7 @@ def generate(run_dir: Path, inputs: tuple[str, ...], method: str, task: str | No
 
     trained = load_trained(run_dir, _catalog(), method, task, seed)
     for text, answer in zip(inputs, trained.answer(list(inputs))):
-        stdout.print(f"[bold]{text}[/]\n  {answer}", highlight=False)
+        stdout.print(f"[bold]{escape(text)}[/]\n  {escape(answer)}", highlight=False)
 
 
 @cli.command("cell")
@@ -340,5 +287,5 @@ def main() -> None:
         _add_plugin_commands()
         cli(prog_name="tbench")
     except (UsageError, FetchError, PluginError) as exc:
-        stderr.print(f"[red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+        stderr.print(f"[red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)

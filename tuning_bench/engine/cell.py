@@ -19,6 +19,7 @@ from typing import Any
 
 from tuning_bench.engine.allocator import reuse_freed_memory
 from tuning_bench.api.kinds import ModelKind, TaskKind
+from tuning_bench.run.settings import cell_default
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -30,34 +31,38 @@ class CellSpec:
     task: str
     method: str
     seed: int
+    # Run settings that are per cell take their defaults from run.settings.SETTINGS (defined once there).
     model: str
     method_config: dict[str, Any]
     steps: int
-    batch_size: int = 8
-    eval_examples: int = 0  # 0: the whole test split
-    val_examples: int = 12
-    val_every: int = 0  # 0: validate only after the last step
-    patience: int = 0  # early stopping after this many validations without improvement; 0: off
-    min_delta: float = 0.0  # the least drop in validation loss that counts as an improvement
-    eval_batch_size: int = 32
-    device: str = "cpu"
-    precision: str = "fp32"
-    threads: int = 0  # 0: one per available core
-    max_length: int = 512
-    prompt_format: str = "auto"
-    keep: str = "adapters"
-    trust_remote_code: bool = False
-    samples: int = 5
-    latency: bool = True
-    max_new_tokens: int = 0  # 0: the task's own limit
+    batch_size: int = cell_default("batch_size")
+    eval_examples: int = cell_default("eval_examples")  # 0: the whole test split
+    val_examples: int = cell_default("val_examples")
+    val_every: int = cell_default("val_every")  # 0: validate only after the last step
+    patience: int = cell_default("patience")  # early stopping after this many validations without improvement; 0: off
+    min_delta: float = cell_default("min_delta")  # the least drop in validation loss that counts as an improvement
+    eval_batch_size: int = cell_default("eval_batch_size")
+    device: str = cell_default("device")
+    precision: str = cell_default("precision")
+    threads: int = cell_default("threads")  # 0: one per available core
+    max_length: int = cell_default("max_length")
+    prompt_format: str = cell_default("prompt_format")
+    keep: str = cell_default("keep")
+    trust_remote_code: bool = cell_default("trust_remote_code")
+    samples: int = cell_default("samples")
+    latency: bool = cell_default("latency")
+    max_new_tokens: int = cell_default("max_new_tokens")  # 0: the task's own limit
     guard_prompts: int = 2
-    plugin_modules: list[str] = field(default_factory=list)
+    # Which plugin modules the cell process loads: changes where code comes from, not the result.
+    plugin_modules: list[str] = field(default_factory=list, metadata={"outside_cache_key": True})
     trial: str = ""  # e.g. "learning_rate=0.003" for a sweep trial
+    # The task's own name (a YAML file's name:) for progress lines; ``task`` may be the file's path.
+    task_name: str = field(default="", metadata={"outside_cache_key": True})
 
     @property
     def label(self) -> str:
         trial = f" [{self.trial}]" if self.trial else ""
-        return f"{Path(self.task).stem if self.task.endswith(('.yaml', '.yml')) else self.task}/{self.method}/seed {self.seed}{trial}"
+        return f"{self.task_name or self.task}/{self.method}/seed {self.seed}{trial}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -17,7 +17,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from tuning_bench.api.model import ModelSource
 from tuning_bench.api.options import resolve_options
 from tuning_bench.host.plugins import Catalog, extra_modules
 from tuning_bench.run.results import SCHEMA, SCHEMA_VERSION, clean_floats, csv_text, validate, write_json
-from tuning_bench.run.settings import SWEEPS, RunSettings
+from tuning_bench.run.settings import SETTINGS, SWEEPS, RunSettings, outside_cache_key
 from tuning_bench.api.task import Task
 
 
@@ -79,9 +79,10 @@ def _resolve_device(requested: str, precision: str) -> tuple[str, PrecisionChoic
 def _cell_key(spec: CellSpec, task_fingerprint: str, model_fingerprint: str) -> str:
     import hashlib
 
-    config = spec.to_dict()
-    for unrelated in ("plugin_modules", "samples", "keep"):  # these change what is printed or kept, not the result
-        config.pop(unrelated)
+    # Settings marked affects_result=False (and CellSpec fields marked so) change what is printed or kept,
+    # not the result; leaving them out keeps a cached cell valid when only they change.
+    left_out = outside_cache_key() | {f.name for f in fields(CellSpec) if f.metadata.get("outside_cache_key")}
+    config = {name: value for name, value in spec.to_dict().items() if name not in left_out}
     blob = json.dumps({"cell": config, "task": task_fingerprint, "model": model_fingerprint,
                        "versions": package_versions(), "tuning_bench": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
@@ -105,6 +106,12 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
     if not task_names:
         raise UsageError("no task to run: give --tasks NAME[,NAME] or --task-file FILE.yaml")
     tasks = {name: resolve_task(catalog, name) for name in task_names}
+    given_as: dict[str, str] = {}
+    for given, task in tasks.items():
+        if task.name in given_as:
+            raise UsageError(f"{given_as[task.name]} and {given} both name their task '{task.name}'; "
+                             "give each task file its own name: (tables and records tell tasks apart by it)")
+        given_as[task.name] = given
     source = resolve_model(catalog, settings.model, settings.trust_remote_code)
     device, precision_choice = _resolve_device(settings.device, settings.precision)
     precision = precision_choice.precision
@@ -130,17 +137,12 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
                           for f in sweep["factors"]]
             for seed in settings.seeds:
                 for trial, config in trials:
-                    spec = CellSpec(
-                        task=task_name, method=method_name, seed=seed, model=settings.model, method_config=config,
-                        steps=steps, batch_size=settings.batch_size, eval_examples=settings.eval_examples,
-                        val_examples=settings.val_examples, val_every=val_every,
-                        patience=settings.patience, min_delta=settings.min_delta,
-                        eval_batch_size=settings.eval_batch_size, device=device, precision=precision,
-                        threads=settings.threads, max_length=settings.max_length, prompt_format=settings.prompt_format,
-                        keep=settings.keep, trust_remote_code=settings.trust_remote_code, samples=settings.samples,
-                        latency=settings.latency, max_new_tokens=settings.max_new_tokens,
-                        plugin_modules=extra_modules(), trial=trial,
-                    )
+                    per_cell = {s.name: getattr(settings, s.name) for s in SETTINGS if s.per_cell}
+                    per_cell.update(device=device, precision=precision,
+                                    steps=steps, val_every=val_every)
+                    spec = CellSpec(task=task_name, task_name=tasks[task_name].name, method=method_name, seed=seed,
+                                    method_config=config,
+                                    plugin_modules=extra_modules(), trial=trial, **per_cell)
                     key = _cell_key(spec, task_fingerprints[task_name], model_fingerprint)
                     jobs.append(CellJob(spec, key, out_dir / "cells" / key, token_cache))
     return Plan(settings, out_dir, tasks, source, jobs, method_configs, sweep, command, task_fingerprints,

@@ -1,8 +1,25 @@
-"""Run settings: built-in defaults, --quick, a suite config file (YAML), then command-line flags."""
+"""Run settings, each defined once: built-in defaults, --quick, a suite config file (YAML), then flags.
+
+Every setting of ``tbench run`` is one ``Setting`` entry in ``SETTINGS``. From that one table come:
+
+- ``RunSettings`` (the dataclass the runner reads) and its defaults;
+- the click options of ``tbench run`` (``cli.main`` applies ``click_options()``);
+- the checks of suite-file keys and of flag values (``check_value``: type, choices, minimum/maximum,
+  finite numbers);
+- the defaults of ``engine.cell.CellSpec`` for settings that are per cell (``cell_default``);
+- the cache key of a cell (``runner._cell_key`` leaves out what ``affects_result=False`` marks).
+
+Adding a setting (e.g. ``--epochs``, an early-stopping patience, a precision choice) is one entry here:
+``Setting("epochs", "int", 0, "Passes over the training data (0: use --steps).", minimum=0, per_cell=True)``;
+if it is per cell, add the field to ``CellSpec`` with ``= cell_default("epochs")`` and read it in the engine;
+then add its row to the README's option table (a test checks the table against the command).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import copy
+import math
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,42 +28,111 @@ import yaml
 from tuning_bench.api.bounded import MAX_VALUES, brief_repr, too_large
 from tuning_bench.api.errors import UsageError, did_you_mean
 
+MAX_SEED = 2**32 - 1  # numpy's seed range; a larger seed would fail inside every cell
+_UNSET = object()
 
-@dataclass
-class RunSettings:
-    """Everything `tbench run` needs. Empty ``methods`` means every registered method."""
+SWEEPS = {"lr": ("learning_rate", (1 / 3, 1.0, 3.0))}  # factors around each method's default
 
-    methods: list[str] = field(default_factory=list)
-    tasks: list[str] = field(default_factory=lambda: ["product-descriptions"])
-    task_files: list[str] = field(default_factory=list)
-    model: str = "smollm2-135m"
-    seeds: list[int] = field(default_factory=lambda: [0])
+
+@dataclass(frozen=True)
+class Setting:
+    """One run setting and everything derived from it.
+
+    ``kind`` is int, float, str, bool, names (a comma list of names), paths (repeatable file flag),
+    seeds, or options (per-method option overrides, given with ``--set``). ``affects_result`` False keeps
+    the setting out of a cell's cache key (it changes what is printed or kept, not the result).
+    ``per_cell`` settings are fields of ``CellSpec``; ``cell_value`` is the default a ``CellSpec`` built
+    directly uses where the run resolves the setting first (``device: auto`` becomes ``cpu``).
+    ``flag`` is the command-line flag (None: suite file only); ``default_text`` how help shows the default.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    affects_result: bool = True
+    per_cell: bool = False
+    flag: str | None = ""  # "": --name-with-dashes
+    default_text: str = ""
+    cell_value: Any = _UNSET
+
+    @property
+    def cli_flag(self) -> str | None:
+        return ("--" + self.name.replace("_", "-")) if self.flag == "" else self.flag
+
+    @property
+    def cell_default(self) -> Any:
+        return copy.deepcopy(self.default if self.cell_value is _UNSET else self.cell_value)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("methods", "names", [], "Comma list of methods.", default_text="every registered method"),
+    Setting("tasks", "names", ["product-descriptions"], "Comma list of tasks."),
+    Setting("task_files", "paths", [], "A YAML task file (repeatable; replaces the default task unless --tasks is given).",
+            flag="--task-file"),
+    Setting("model", "str", "smollm2-135m", "Registered model name, Hugging Face id or local folder.", per_cell=True),
+    Setting("seeds", "seeds", [0], "Comma list of distinct seeds, each 0 to 2**32-1."),
     # Sized so that the default run (8 methods, one seed) ends within 10 minutes on a 2-core CPU; see
     # bench/RESULTS.md for the measured breakdown.
-    steps: int = 12
-    epochs: int = 0  # > 0: train this many passes over each task's train split instead of `steps`
-    batch_size: int = 4
-    eval_examples: int = 20
-    val_examples: int = 8
-    val_every: int = 0  # 0: twice per run (half-way and at the end), or ten times with early stopping
-    patience: int = 0  # early stopping after this many validations without improvement; 0: off
-    min_delta: float = 0.0  # the least drop in validation loss that counts as an improvement
-    eval_batch_size: int = 20
-    device: str = "auto"
-    precision: str = "auto"
-    threads: int = 0
-    max_length: int = 512
-    prompt_format: str = "auto"
-    keep: str = "adapters"
-    sweep: str | None = None
-    out: str = "tbench-runs/latest"
-    options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    trust_remote_code: bool = False
-    executor: str = "local"
-    samples: int = 5
-    latency: bool = True  # time one example answered alone (batch size 1)
-    max_new_tokens: int = 0  # 0: the task's own limit
-    quick: bool = False  # a smoke run (set by --quick): its verdict says it supports no conclusion
+    Setting("steps", "int", 12, "Optimiser steps per trained method (same for every method).", minimum=1, per_cell=True),
+    Setting("epochs", "int", 0, "Passes over each task's train split, instead of --steps (give one of them).",
+            minimum=0, default_text="off"),
+    Setting("batch_size", "int", 4, "Training batch size (same for every method).", minimum=1, per_cell=True),
+    Setting("eval_examples", "int", 20, "Test examples evaluated (0: the whole test split).", minimum=0, per_cell=True),
+    Setting("val_examples", "int", 8, "Validation examples.", minimum=0, per_cell=True, flag=None),
+    Setting("val_every", "int", 0, "Validate every N steps (0: twice per run; ten times with --patience).", minimum=0,
+            per_cell=True, default_text="twice per run; ten times with --patience"),
+    Setting("patience", "int", 0, "Stop after P validations without improvement, evaluate the best state (0: off).",
+            minimum=0, per_cell=True),
+    Setting("min_delta", "float", 0.0, "The least drop in validation loss that counts as an improvement.", minimum=0,
+            per_cell=True),
+    Setting("eval_batch_size", "int", 20, "Evaluation batch size.", minimum=1, per_cell=True, flag=None),
+    Setting("device", "str", "auto", "auto, cpu, cuda or cuda:N.", per_cell=True, cell_value="cpu"),
+    Setting("precision", "str", "auto", "auto: bf16 autocast on CUDA, and on a CPU where a short probe measures it faster; else fp32.", choices=("auto", "fp32", "bf16"), per_cell=True,
+            cell_value="fp32"),
+    Setting("threads", "int", 0, "Torch threads on CPU (0: one per available core).", minimum=0, per_cell=True,
+            default_text="one per available core"),
+    Setting("max_length", "int", 512, "Longest tokenized example; longer ones are truncated.", minimum=8, per_cell=True),
+    Setting("prompt_format", "str", "auto", "auto: the chat template when the model has one.",
+            choices=("auto", "chat", "plain"), per_cell=True),
+    Setting("keep", "str", "adapters", "Trained states kept on disk.", choices=("adapters", "all", "none"),
+            per_cell=True, affects_result=False),
+    Setting("sweep", "str", None, "Try learning rates around each method's default; pick by validation loss.",
+            choices=tuple(SWEEPS), default_text="off"),
+    Setting("out", "str", "tbench-runs/latest", "Output directory.", affects_result=False),
+    Setting("options", "options", {}, "Method option overrides: {method: {option: value}}.", flag=None),
+    Setting("trust_remote_code", "bool", False, "Allow models that need code from their repository.", per_cell=True),
+    Setting("executor", "str", "local", "local: each cell in its own process.", choices=("local", "in-process"),
+            affects_result=False),
+    Setting("samples", "int", 5, "Example answers kept per cell.", minimum=0, per_cell=True, affects_result=False,
+            flag=None),
+    Setting("latency", "bool", True, "Time one example answered alone (batch size 1).", per_cell=True, flag=None),
+    Setting("max_new_tokens", "int", 0, "Cap on generated answer length (0: the task's own).", minimum=0,
+            per_cell=True, default_text="the task's own"),
+    Setting("quick", "bool", False, "A smoke run (set by --quick): its verdict says it supports no conclusion.",
+            affects_result=False, flag=None),
+)
+BY_NAME = {s.name: s for s in SETTINGS}
+
+RunSettings = make_dataclass(
+    "RunSettings",
+    [(s.name, Any, field(default_factory=lambda d=s.default: copy.deepcopy(d))) for s in SETTINGS],
+)
+RunSettings.__doc__ = "Everything `tbench run` needs (fields from SETTINGS). Empty ``methods`` means every method."
+RunSettings.__module__ = __name__
+
+
+def cell_default(name: str) -> Any:
+    """The default of a per-cell setting as a ``CellSpec`` field (see ``Setting.cell_value``)."""
+    return BY_NAME[name].cell_default
+
+
+def outside_cache_key() -> set[str]:
+    """Names of settings that do not change a cell's result, so stay out of its cache key."""
+    return {s.name for s in SETTINGS if not s.affects_result}
 
 
 # --quick: a smoke run of every method that finishes in a few minutes on a 2-core CPU.
@@ -55,68 +141,78 @@ class RunSettings:
 QUICK = {"steps": 2, "eval_examples": 4, "val_examples": 4, "val_every": 2, "samples": 2, "latency": False,
          "max_new_tokens": 24, "quick": True}
 
-SWEEPS = {"lr": ("learning_rate", (1 / 3, 1.0, 3.0))}  # factors around each method's default
 
-_CHOICES = {
-    "device": None,  # checked when the run is planned (cpu, cuda, cuda:N, auto)
-    "precision": ("auto", "fp32", "bf16"),
-    "prompt_format": ("auto", "chat", "plain"),
-    "keep": ("adapters", "all", "none"),
-    "executor": ("local", "in-process"),
-    "sweep": (None, *SWEEPS),
-}
-_MINIMUM = {"steps": 1, "batch_size": 1, "eval_examples": 0, "val_examples": 0, "val_every": 0, "eval_batch_size": 1,
-            "threads": 0, "max_length": 8, "samples": 0}
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _type_name(value: Any) -> str:
-    return {list: "a list", dict: "a mapping", int: "an integer", str: "a string", bool: "true/false"}.get(type(value), type(value).__name__)
+def _subject(where: str, name: str) -> str:
+    """A flag names itself ("--steps must be ..."); a file names the key ("suite.yaml: key 'steps': steps must ...")."""
+    return where if where.startswith("--") else f"{where}: {name}"
+
+
+def _check_seeds(value: Any, where: str) -> list[int]:
+    if isinstance(value, str):
+        try:
+            value = [int(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            raise UsageError(f"{where}: expected comma-separated integers from 0 to {MAX_SEED}, e.g. 0,1,2 (got {brief_repr(value)})") from None
+    if _is_int(value):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(_is_int(s) and 0 <= s <= MAX_SEED for s in value):
+        raise UsageError(f"{_subject(where, 'seeds')} must be a non-empty list of integers from 0 to {MAX_SEED}, e.g. 0,1,2 (got {brief_repr(value)})")
+    repeated = sorted({s for s in value if value.count(s) > 1})
+    if repeated:
+        # Refused rather than dropped: a repeated seed is a typo, and running it twice would fake a spread of 0.
+        raise UsageError(f"{where}: seed {', '.join(map(str, repeated))} given more than once; give distinct seeds, e.g. 0,1,2")
+    return value
+
+
+def _check_names(setting: Setting, value: Any, where: str) -> list[str]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, tuple):
+        value = list(value)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{_subject(where, setting.name)} must be a list of names (got {brief_repr(value)})")
+    return list(dict.fromkeys(value)) if setting.kind == "names" else value
 
 
 def check_value(name: str, value: Any, where: str) -> Any:
-    """Validate one setting's type and range; ``where`` names the source for the error."""
-    default = getattr(RunSettings(), name)
-    if name == "seeds":
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = [value]
-        if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
-            raise UsageError(f"{where}: seeds must be a non-empty list of non-negative integers, e.g. 0,1,2 (got {brief_repr(value)})")
-        return list(dict.fromkeys(value))
-    if name in ("methods", "tasks", "task_files"):
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise UsageError(f"{where}: {name} must be a list of names (got {brief_repr(value)})")
-        return value
-    if name == "options":
+    """Validate one setting's value (type, choices, range, finite); ``where`` names its source for the error."""
+    setting = BY_NAME[name]
+    kind = setting.kind
+    subject = _subject(where, name)
+    if kind == "seeds":
+        return _check_seeds(value, where)
+    if kind in ("names", "paths"):
+        return _check_names(setting, value, where)
+    if kind == "options":
         if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-            raise UsageError(f"{where}: options must map method names to option mappings, e.g. options: {{prompt: {{num_virtual_tokens: 50}}}}")
+            raise UsageError(f"{subject} must map method names to option mappings, e.g. options: {{prompt: {{num_virtual_tokens: 50}}}}")
         return value
-    if name == "sweep":
-        if value not in _CHOICES["sweep"]:
-            raise UsageError(f"{where}: sweep must be one of {', '.join(SWEEPS)} (got {brief_repr(value)})")
-        return value
-    if isinstance(default, bool):
+    if value is None and setting.default is None:
+        return None
+    if kind == "bool":
         if not isinstance(value, bool):
-            raise UsageError(f"{where}: {name} must be true or false (got {brief_repr(value)})")
+            raise UsageError(f"{subject} must be true or false (got {brief_repr(value)})")
         return value
-    if isinstance(default, int):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise UsageError(f"{where}: {name} must be an integer (got {brief_repr(value)})")
-        if value < _MINIMUM.get(name, 0):
-            raise UsageError(f"{where}: {name} must be at least {_MINIMUM.get(name, 0)} (got {value})")
-        return value
-    if isinstance(default, float):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
-            raise UsageError(f"{where}: {name} must be a number of at least 0 (got {value!r})")
-        return float(value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise UsageError(f"{where}: {name} must be a string (got {_type_name(value)})")
-        choices = _CHOICES.get(name)
-        if choices and value not in choices:
-            raise UsageError(f"{where}: {name} must be one of {', '.join(c for c in choices if c)} (got {brief_repr(value)})")
-        return value
+    if kind == "int" and not _is_int(value):
+        raise UsageError(f"{subject} must be an integer (got {brief_repr(value)})")
+    if kind == "float":
+        if not (_is_int(value) or isinstance(value, float)):
+            raise UsageError(f"{subject} must be a number (got {brief_repr(value)})")
+        value = float(value)
+        if not math.isfinite(value):
+            raise UsageError(f"{subject} must be a finite number (got {brief_repr(value)})")
+    if kind == "str" and not isinstance(value, str):
+        raise UsageError(f"{subject} must be a string (got {brief_repr(value)})")
+    if setting.choices and value not in setting.choices:
+        raise UsageError(f"{subject} must be one of {', '.join(map(str, setting.choices))} (got {brief_repr(value)})")
+    if setting.minimum is not None and value < setting.minimum:
+        raise UsageError(f"{subject} must be at least {setting.minimum:g} (got {value})")
+    if setting.maximum is not None and value > setting.maximum:
+        raise UsageError(f"{subject} must be at most {setting.maximum:g} (got {value})")
     return value
 
 
@@ -138,16 +234,15 @@ def load_suite(path: Path) -> dict[str, Any]:
                          "write the values out instead of through nested aliases")
     if not isinstance(data, dict):
         raise UsageError(f"{where}: expected a mapping of settings at the top level (e.g. methods: [prompt, lora])")
-    known = [f.name for f in fields(RunSettings)]
     checked = {}
     for key, value in data.items():
-        if key not in known:
-            raise UsageError(f"{where}: key '{key}': {did_you_mean('setting', str(key), known)}")
+        if key not in BY_NAME:
+            raise UsageError(f"{where}: key '{key}': {did_you_mean('setting', str(key), list(BY_NAME))}")
         checked[key] = check_value(key, value, f"{where}: key '{key}'")
     return checked
 
 
-def build_settings(quick: bool, suite: dict[str, Any], flags: dict[str, Any]) -> RunSettings:
+def build_settings(quick: bool, suite: dict[str, Any], flags: dict[str, Any]) -> Any:
     """Defaults, then --quick, then the suite file, then command-line flags (later wins).
 
     `steps` and `epochs` both set the training length: a later layer's one replaces an earlier layer's
@@ -170,3 +265,43 @@ def build_settings(quick: bool, suite: dict[str, Any], flags: dict[str, Any]) ->
     if settings.patience and not settings.val_examples:
         raise UsageError("early stopping (patience) needs validation examples; set val_examples to at least 1")
     return settings
+
+
+def click_options(command: Any) -> Any:
+    """Decorate a click command with one option per setting that has a flag (values arrive unchecked)."""
+    import click
+
+    for setting in reversed([s for s in SETTINGS if s.cli_flag]):
+        default = setting.default_text or (",".join(map(str, setting.default)) if isinstance(setting.default, list)
+                                           else setting.default)
+        help_text = f"{setting.help} (default: {default})" if default not in ("", False) else setting.help
+        kwargs: dict[str, Any] = {"help": help_text, "default": None}
+        if setting.kind == "bool":
+            kwargs["is_flag"] = True
+        elif setting.kind == "paths":
+            kwargs.update(multiple=True, type=click.Path(), default=())
+        elif setting.choices:
+            kwargs["type"] = click.Choice([str(c) for c in setting.choices])
+        elif setting.kind == "int":
+            kwargs["type"] = int
+        elif setting.kind == "float":
+            kwargs["type"] = float
+        command = click.option(setting.cli_flag, "setting_" + setting.name, **kwargs)(command)
+    return command
+
+
+def flag_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Check the ``setting_*`` values click parsed; absent flags become None (not given)."""
+    flags: dict[str, Any] = {}
+    for setting in SETTINGS:
+        value = values.get("setting_" + setting.name)
+        if value is None or (setting.kind == "paths" and not value):
+            continue
+        if setting.kind == "paths":
+            value = list(value)
+        elif setting.kind == "names":
+            value = [part.strip() for part in value.split(",") if part.strip()]
+            if not value:
+                raise UsageError(f"{setting.cli_flag}: expected a comma-separated list of names, got '{values['setting_' + setting.name]}'")
+        flags[setting.name] = check_value(setting.name, value, setting.cli_flag)
+    return flags
