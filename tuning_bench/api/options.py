@@ -79,13 +79,24 @@ class Option:
         if self.type is float and not math.isfinite(value):
             # NaN passes every comparison (so every range check) and inf overflows: refuse both here.
             raise ValueError(f"must be a finite number, got {value!r}")
-        if self.choices is not None and value not in self.choices:
-            raise ValueError(f"must be one of {', '.join(map(str, self.choices))}, got {value!r}")
-        if self.minimum is not None and value < self.minimum:
-            raise ValueError(f"must be at least {self.minimum:g}, got {value!r}")
-        if self.maximum is not None and value > self.maximum:
-            raise ValueError(f"must be at most {self.maximum:g}, got {value!r}")
+        problem = range_problem(value, self.choices, self.minimum, self.maximum)
+        if problem:
+            raise ValueError(f"{problem}, got {value!r}")
         return value
+
+
+def range_problem(value: Any, choices: tuple[Any, ...] | None, minimum: float | None, maximum: float | None) -> str | None:
+    """Why a value falls outside its choices or bounds ("must be at least 1"), or None when it is inside.
+
+    Shared by method options and run settings, so both say the same thing about the same mistake.
+    """
+    if choices is not None and value not in choices:
+        return f"must be one of {', '.join(map(str, choices))}"
+    if minimum is not None and value < minimum:
+        return f"must be at least {minimum:g}"
+    if maximum is not None and value > maximum:
+        return f"must be at most {maximum:g}"
+    return None
 
 
 def resolve_options(

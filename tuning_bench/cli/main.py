@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import signal
@@ -71,13 +72,22 @@ def methods(as_json: bool) -> None:
          r["plugin"]] for r in rows])
 
 
-@cli.group(invoke_without_command=True, cls=TbenchGroup)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_context
-def tasks(ctx: click.Context, as_json: bool) -> None:
+def _listing_group(listing: Any) -> click.Group:
+    """A `tbench NAME` command that lists (optionally as JSON) and also holds subcommands (`tbench tasks show`)."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @click.pass_context
+    @functools.wraps(listing)
+    def group(ctx: click.Context, as_json: bool) -> None:
+        if not ctx.invoked_subcommand:  # a subcommand does its own output
+            listing(as_json)
+
+    return cli.group(invoke_without_command=True, cls=TbenchGroup)(group)
+
+
+@_listing_group
+def tasks(as_json: bool) -> None:
     """List the tasks; `tbench tasks show NAME` previews one."""
-    if ctx.invoked_subcommand:
-        return
     catalog = _catalog()
     rows = []
     for task in catalog.tasks:
@@ -116,13 +126,9 @@ def tasks_show(name: str, count: int, split: str, as_json: bool) -> None:
     _table(f"{split} examples", ["input", "target"], [[task.render_input(e), task.render_target(e)] for e in examples])
 
 
-@cli.group(invoke_without_command=True, cls=TbenchGroup)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_context
-def models(ctx: click.Context, as_json: bool) -> None:
+@_listing_group
+def models(as_json: bool) -> None:
     """List the model sources; `tbench models fetch NAME` downloads and verifies one."""
-    if ctx.invoked_subcommand:
-        return
     catalog = _catalog()
     rows = [m.summary() | {"plugin": catalog.models.owner(m.name)} for m in catalog.models]
     if as_json:

@@ -27,6 +27,7 @@ import yaml
 
 from tuning_bench.api.bounded import MAX_VALUES, brief_repr, too_large
 from tuning_bench.api.errors import UsageError, did_you_mean
+from tuning_bench.api.options import range_problem
 
 MAX_SEED = 2**32 - 1  # numpy's seed range; a larger seed would fail inside every cell
 _UNSET = object()
@@ -207,12 +208,9 @@ def check_value(name: str, value: Any, where: str) -> Any:
             raise UsageError(f"{subject} must be a finite number (got {brief_repr(value)})")
     if kind == "str" and not isinstance(value, str):
         raise UsageError(f"{subject} must be a string (got {brief_repr(value)})")
-    if setting.choices and value not in setting.choices:
-        raise UsageError(f"{subject} must be one of {', '.join(map(str, setting.choices))} (got {brief_repr(value)})")
-    if setting.minimum is not None and value < setting.minimum:
-        raise UsageError(f"{subject} must be at least {setting.minimum:g} (got {value})")
-    if setting.maximum is not None and value > setting.maximum:
-        raise UsageError(f"{subject} must be at most {setting.maximum:g} (got {value})")
+    problem = range_problem(value, setting.choices or None, setting.minimum, setting.maximum)
+    if problem:
+        raise UsageError(f"{subject} {problem} (got {brief_repr(value)})")
     return value
 
 
