@@ -1,44 +1,47 @@
-"""Shipped metrics: hand-computed values, edge cases, and loading through evaluate by path, offline."""
+"""Shipped metrics: hand-computed values, edge cases, registration through the metric hook, Hub names."""
 
 from __future__ import annotations
-
-import ast
-import sys
 
 import pytest
 
 from tuning_bench.api.errors import UsageError
+from tuning_bench.host.plugins import load_catalog, reset_default_host
 from tuning_bench.metrics import (
-    METRICS_DIR,
     SHIPPED_METRICS,
     compute_metrics,
+    example_scores,
     metric_direction,
 )
+from tuning_bench.stats.samples import cell_statistic
 
 
 def score(name: str, predictions: list[str], references: list[str]) -> float:
     return compute_metrics([name], predictions, references)[name]
 
 
-def test_shipped_metric_names():
+def test_shipped_metrics_are_registered_by_the_builtin_plugin_through_the_hook():
     assert set(SHIPPED_METRICS) == {"rouge_l", "chrf", "accuracy", "macro_f1", "json_exact_match", "json_field_f1"}
-    for name in SHIPPED_METRICS:
-        assert (METRICS_DIR / f"{name}.py").is_file()
+    catalog = load_catalog()
+    assert sorted(catalog.metrics.names()) == sorted(SHIPPED_METRICS)
+    assert {catalog.metrics.owner(name) for name in SHIPPED_METRICS} == {"builtin:metrics"}
+    kinds = {name: catalog.metrics.get(name).per_example for name in SHIPPED_METRICS}
+    assert [name for name, per_example in kinds.items() if not per_example] == ["chrf", "macro_f1"]
+    assert all(catalog.metrics.get(name).higher_is_better for name in SHIPPED_METRICS)
+    assert catalog.metrics.get("chrf").from_statistics is not None and not catalog.failures
 
 
-@pytest.mark.parametrize(
-    "name", sorted({"rouge_l", "chrf", "accuracy", "macro_f1", "json_exact_match", "json_field_f1"})
-)
-def test_modules_suit_evaluates_loader(name):
-    # evaluate scans a module's import lines for its dependencies and misreads "import a, b".
-    tree = ast.parse((METRICS_DIR / f"{name}.py").read_text())
-    allowed = set(sys.stdlib_module_names) | {"evaluate", "datasets"}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            assert len(node.names) == 1, f"{name}: one import per line"
-            assert node.names[0].name.split(".")[0] in allowed
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0 and node.module.split(".")[0] in allowed
+def test_shipped_metrics_do_not_load_evaluate(monkeypatch):
+    import evaluate
+
+    monkeypatch.setattr(evaluate, "load", lambda *a, **k: pytest.fail("a shipped metric went to evaluate.load"))
+    assert compute_metrics(SHIPPED_METRICS, ['{"a": 1}'], ['{"a": 1}'])["json_field_f1"] == 1.0
+
+
+def test_blocking_the_builtin_metric_plugin_says_so(monkeypatch):
+    monkeypatch.setenv("TBENCH_BLOCK_PLUGINS", "builtin:metrics")
+    reset_default_host()
+    with pytest.raises(UsageError, match="built-in plugin 'builtin:metrics', which is blocked"):
+        compute_metrics(["rouge_l"], ["a"], ["a"])
 
 
 def test_compute_loads_every_shipped_metric_offline():
@@ -145,9 +148,9 @@ def test_json_field_f1():
 
 
 def test_a_broken_reference_is_an_error():
-    with pytest.raises(ValueError, match="reference 0"):
-        score("json_field_f1", ["{}"], ["not json"])
-    with pytest.raises(ValueError, match="reference 0"):
+    with pytest.raises(ValueError, match="metric 'json_field_f1', example 1: reference is not a JSON object: 'not json'"):
+        score("json_field_f1", ["{}", "{}"], ["{}", "not json"])
+    with pytest.raises(ValueError, match="example 0: reference is not a JSON object"):
         score("json_exact_match", ["{}"], ["[1]"])
 
 
@@ -178,3 +181,28 @@ def test_metric_direction():
     assert metric_direction("bleu") is True
     assert metric_direction("wer") is False
     assert metric_direction("perplexity") is False
+
+
+def test_a_plugin_corpus_metric_with_statistics_is_resampled(fake_plugin):
+    # A corpus metric from summed counts: the fraction of characters predicted (sum of lengths / sum of lengths).
+    fake_plugin("tbench-ratio", register_metrics=lambda register: register(
+        "char_ratio", lambda ps, rs: sum(map(len, ps)) / sum(map(len, rs)), per_example=False,
+        statistics=lambda p, r: [len(p), len(r)], from_statistics=lambda summed: summed[:, 0] / summed[:, 1]))
+    predictions, references = ["ab", "abcd", ""], ["ab", "ab", "abcd"]
+    per = example_scores(["char_ratio"], predictions, references)
+    assert per == {"scores": {}, "statistics": {"char_ratio": [[2, 2], [4, 2], [0, 4]]}}
+    cell = {"predictions": predictions, "per_example": {"index": [0, 1, 2], "references": references, **per}}
+    statistic = cell_statistic(cell, "char_ratio", [0, 1, 2])
+    assert statistic.value() == pytest.approx(score("char_ratio", predictions, references)) == 0.75
+    assert cell_statistic(cell, "char_ratio", [1]).value() == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(("kwargs", "problem"), [
+    ({"statistics": lambda p, r: [1]}, "statistics and from_statistics are for corpus metrics"),
+    ({"per_example": False, "statistics": lambda p, r: [1]}, "give both statistics and from_statistics"),
+])
+def test_statistics_need_a_corpus_metric_and_both_functions(fake_plugin, kwargs, problem):
+    fake_plugin("tbench-stats", register_metrics=lambda register: register("stat", lambda p, r: 1.0, **kwargs))
+    catalog = load_catalog()
+    assert "stat" not in catalog.metrics
+    assert problem in next(f for f in catalog.failures if f.plugin == "tbench-stats").message()

@@ -51,7 +51,7 @@ def test_wheel_contains_plugins_tasks_and_metric_modules(installed_wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"tuning_bench_plugins/lora.py", "tuning_bench_plugins/model_sources.py",
             "tuning_bench_tasks/product_descriptions.py", "tuning_bench_tasks/catalog.py",
-            "tuning_bench/metrics/rouge_l.py", "tuning_bench/report/html.py"} <= names
+            "tuning_bench/metrics/text.py", "tuning_bench_plugins/metrics.py", "tuning_bench/report/html.py"} <= names
     assert not any(name.startswith(("tests/", "plugins/", "tasks/")) for name in names)
 
 

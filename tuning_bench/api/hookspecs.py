@@ -54,7 +54,10 @@ def register_metrics(register):
 
     A per-example metric is ``function(prediction, reference) -> float``, averaged over the examples; a
     corpus metric (``per_example=False``) is ``function(predictions, references) -> float``. Tasks name
-    it in ``metrics`` like a shipped metric.
+    it in ``metrics`` like a shipped metric. A corpus metric that is a function of per-example counts
+    may also pass ``statistics=(prediction, reference) -> list of numbers`` and
+    ``from_statistics=(array of summed rows) -> array of scores``, so the paired bootstrap can resample
+    it (the built-in chrF does; see ``tuning_bench_plugins.metrics``).
     """
 
 

@@ -38,6 +38,7 @@ from tuning_bench.metrics.registry import MetricRegister, RegisteredMetric
 ENTRY_POINT_GROUP = "tuning_bench"
 # Packages shipped with tuning-bench whose PLUGINS list names built-in plugin modules.
 BUILTIN_PACKAGES = ("tuning_bench_plugins", "tuning_bench_tasks")
+BUILTIN_METRICS = "builtin:metrics"  # registers the shipped metrics (tuning_bench_plugins.metrics)
 
 
 @dataclass
@@ -220,7 +221,9 @@ class PluginHost:
         )
         directions = lambda: {m.name: m.higher_is_better for m in catalog.metrics}  # noqa: E731
         registers: dict[str, Callable[[str], Any]] = {
-            "register_metrics": lambda plugin: MetricRegister(catalog.metrics, plugin, SHIPPED_METRICS),
+            # The shipped names are reserved for the built-in metric plugin that registers them.
+            "register_metrics": lambda plugin: MetricRegister(
+                catalog.metrics, plugin, () if plugin == BUILTIN_METRICS else SHIPPED_METRICS),
             "register_models": lambda plugin: Register(catalog.models, plugin),
             "register_methods": lambda plugin: Register(catalog.methods, plugin, method_problem),
             "register_tasks": lambda plugin: Register(catalog.tasks, plugin, lambda t: task_problem(t, directions())),

@@ -1,9 +1,10 @@
 """From a cell record's per-example data to the arrays the bootstrap resamples.
 
 A record (schema 2) keeps, under ``per_example``, the test example indices, the references, each
-per-example metric's scores and chrF's per-pair n-gram counts; the predictions are under
-``predictions``. Macro-F1 is rebuilt from the labels. Metrics without per-example data (hub
-metrics, records from before schema 2) give None: they cannot be resampled.
+per-example metric's scores and chrF's per-pair n-gram counts (scored by the registered metric's
+``from_statistics``); the predictions are under ``predictions``. Macro-F1 is rebuilt from the
+labels. Metrics without per-example data (hub metrics, records from before schema 2) give None:
+they cannot be resampled.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from tuning_bench.metrics import score_from_statistics
 from tuning_bench.stats.bootstrap import Statistic
-
-CHRF_ORDER = 6
-CHRF_BETA = 2
 
 
 def example_indices(cell: dict[str, Any]) -> list[int] | None:
@@ -30,25 +29,6 @@ def example_indices(cell: dict[str, Any]) -> list[int] | None:
 def _positions(cell: dict[str, Any], shared: Sequence[int]) -> np.ndarray:
     where = {index: position for position, index in enumerate(example_indices(cell) or [])}
     return np.array([where[i] for i in shared], dtype=np.int64)
-
-
-def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """numerator / denominator, 0 where the denominator is 0."""
-    return np.divide(numerator, denominator, out=np.zeros_like(numerator, dtype=np.float64), where=denominator > 0)
-
-
-def chrf_combine(summed: np.ndarray) -> np.ndarray:
-    """chrF (0..100) from summed per-pair counts (resamples, 18), as the chrf metric's f_score."""
-    counts = summed.reshape(summed.shape[0], CHRF_ORDER, 3)
-    predicted, expected, matched = counts[..., 0], counts[..., 1], counts[..., 2]
-    effective = (predicted > 0) & (expected > 0)  # orders with n-grams on both sides
-    orders = effective.sum(axis=1).astype(np.float64)
-    precision = _ratio(np.where(effective, _ratio(matched, predicted), 0.0).sum(axis=1), orders)
-    recall = _ratio(np.where(effective, _ratio(matched, expected), 0.0).sum(axis=1), orders)
-    factor = CHRF_BETA**2
-    score = 100 * _ratio((1 + factor) * precision * recall, factor * precision + recall)
-    # Every drawn pair empty on both sides: the metric calls that exact (100).
-    return np.where(summed.sum(axis=1) == 0, 100.0, score)
 
 
 def macro_f1_rows(predictions: Sequence[str], references: Sequence[str]) -> tuple[np.ndarray, int]:
@@ -92,8 +72,9 @@ def cell_statistic(cell: dict[str, Any], metric: str, shared: Sequence[int]) -> 
     if scores is not None:
         return Statistic(np.asarray(scores, dtype=np.float64)[positions].reshape(-1, 1), mean_combine(len(shared)))
     statistics = (per_example.get("statistics") or {}).get(metric)
-    if metric == "chrf" and statistics is not None:
-        return Statistic(np.asarray(statistics, dtype=np.float64)[positions], chrf_combine)
+    combine = score_from_statistics(metric) if statistics is not None else None
+    if combine is not None:  # a corpus metric from summed per-pair counts (chrF): the metric's own function
+        return Statistic(np.asarray(statistics, dtype=np.float64)[positions], combine)
     predictions, references = cell.get("predictions"), per_example.get("references")
     if metric == "macro_f1" and isinstance(predictions, list) and isinstance(references, list):
         rows, classes = macro_f1_rows([predictions[p] for p in positions], [references[p] for p in positions])
