@@ -36,7 +36,7 @@ class WheelModel(ModelSource):
         # Hashes are verified by prepare(), which every entry point calls once per run before loading.
         folder = self.cached_folder() if self.is_prepared() else self.prepare()
         model, tokenizer = load_pretrained(folder, kind=self.kind, task_kind=task_kind, labels=labels)
-        return LoadedModel(model, tokenizer, self.kind, self.name, self.fingerprint(), {"folder": str(folder)})
+        return LoadedModel(model, tokenizer, self.kind, self.name, self.fingerprint())
 
     def is_prepared(self) -> bool:
         from tuning_bench.models.fetch import MANIFEST, cache_dir
