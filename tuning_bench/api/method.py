@@ -66,9 +66,9 @@ class Method:
         if task.kind not in self.task_kinds:
             kinds = ", ".join(sorted(k.value for k in self.task_kinds))
             return f"{self.name} handles {kinds} tasks; {task.name} is {task.kind.value}"
-        if model_kind is ModelKind.ENCODER and task.kind is TaskKind.GENERATION:
-            return "an encoder model cannot generate text"
-        return None
+        from tuning_bench.engine.strategies import unsupported  # the engine's strategies decide what pairs run
+
+        return unsupported(model_kind, task.kind)
 
     def adapt(self, loaded: LoadedModel, task: Task, config: Mapping[str, Any]) -> Any:
         """Return the model to train for this task (PEFT wrapper or the model with grads set)."""
