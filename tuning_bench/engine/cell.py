@@ -128,7 +128,9 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     method = catalog.methods.get(spec.method)
     source = resolve_model(catalog, spec.model, spec.trust_remote_code)
     config = resolve_options(method.name, method.options, spec.method_config, where="cell config")
-    reason = method.not_applicable(task, source.kind, config)
+    from tuning_bench.engine.strategies import unsupported
+
+    reason = method.not_applicable(task, source.kind, config) or unsupported(source.kind, task.kind)
     if reason:
         return {"status": "not_applicable", "error": reason}
 
