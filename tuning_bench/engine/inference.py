@@ -83,7 +83,7 @@ class Trained:
         strategy = strategy_for(self.kind, self.task.kind)
         causal = self.kind is ModelKind.CAUSAL_LM
         fmt = resolve_format(self.tokenizer, config["prompt_format"]) if causal else None
-        context = PromptContext(self.tokenizer, fmt, self.task.instruction if causal else "", self.shots,
+        context = PromptContext(self.tokenizer, fmt, self.task.instruction, self.shots,
                                 config["max_length"])
         feeder = make_feeder(self.model, self.kind, self.tokenizer.pad_token_id, self.device,
                              torch.bfloat16 if self.precision == "bf16" else None, strategy)
