@@ -219,8 +219,9 @@ def _prepare_data(spec: CellSpec, task: Any, method: Any, config: dict[str, Any]
         "example_input": task.render_input(test_examples[0]),
         "example_prompt": tokenizer.decode(test[0].prompt_ids, skip_special_tokens=False),
     }
-    return _Data(shots, fmt, strategy_for(loaded.kind, task.kind), encoded, encoded.splits["train"], encoded.splits["validation"][: spec.val_examples], test,
-                 test_examples, tokenize_seconds, warnings, prompt_record)
+    return _Data(shots, fmt, strategy_for(loaded.kind, task.kind), encoded, encoded.splits["train"],
+                 encoded.splits["validation"][: spec.val_examples], test, test_examples, tokenize_seconds, warnings,
+                 prompt_record)
 
 
 def _train_phase(spec: CellSpec, method: Any, config: dict[str, Any], adapted: Any, data: _Data, feeder: Any,

@@ -69,6 +69,12 @@ class Trained:
             raise UsageError(f"input lacks field(s) {', '.join(missing)} required by task {self.task.name}")
         return self.task.render_input(example)
 
+    def setting(self, name: str) -> Any:
+        """A run setting of the cell, or the cell default where an older record lacks it."""
+        from tuning_bench.engine.cell import CellSpec
+
+        return self.cell["config"].get(name, CellSpec.__dataclass_fields__[name].default)
+
     def answer(self, texts: list[str]) -> list[str]:
         """Answer new inputs as the run's evaluation did: the strategy for the model kind and task kind, the
         run's prompt format, ``max_length`` truncation, evaluation batch size, device and precision."""
@@ -79,20 +85,19 @@ class Trained:
         from tuning_bench.engine.trainer import make_feeder
 
         rendered = [self.render(t) for t in texts]
-        config = self.cell["config"]
         strategy = strategy_for(self.kind, self.task.kind)
         causal = self.kind is ModelKind.CAUSAL_LM
-        fmt = resolve_format(self.tokenizer, config["prompt_format"]) if causal else None
-        context = PromptContext(self.tokenizer, fmt, self.task.instruction, self.shots,
-                                config["max_length"])
+        fmt = resolve_format(self.tokenizer, self.setting("prompt_format")) if causal else None
+        context = PromptContext(self.tokenizer, fmt, self.task.instruction, self.shots, self.setting("max_length"))
         feeder = make_feeder(self.model, self.kind, self.tokenizer.pad_token_id, self.device,
                              torch.bfloat16 if self.precision == "bf16" else None, strategy)
+        batch_size = self.setting("eval_batch_size")
         settings = None
         if causal:
             settings = generation_settings(self.tokenizer, self.model, fmt,
-                                           config["max_new_tokens"] or self.task.max_new_tokens,
-                                           config["eval_batch_size"], self.decoding, feeder)
-        answerer = Answerer(self.model, self.tokenizer, self.task, feeder, config["eval_batch_size"], settings,
+                                           self.setting("max_new_tokens") or self.task.max_new_tokens,
+                                           batch_size, self.decoding, feeder)
+        answerer = Answerer(self.model, self.tokenizer, self.task, feeder, batch_size, settings,
                             strategy.label_ids(context, self.task))
         return strategy.answer(answerer, [strategy.encode_input(context, r) for r in rendered])
 
@@ -135,15 +140,19 @@ def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None 
         raise UsageError(f"the trained state in {state_dir} is missing or damaged ({type(exc).__name__}: {reason}); "
                          f"{fix}") from None
     shots = [(s["input"], s["target"]) for s in prompt.get("shots", [])]
-    target = _device(device or cell["config"]["device"])
-    return Trained(model.to(target), loaded.tokenizer, loaded.kind, task_obj, cell, shots, method_obj.decoding, target,
-                   precision or cell["config"]["precision"])
+    trained = Trained(model, loaded.tokenizer, loaded.kind, task_obj, cell, shots, method_obj.decoding)
+    trained.device = _device(device or trained.setting("device"))
+    trained.precision = precision or trained.setting("precision")
+    trained.model = model.to(trained.device)
+    return trained
 
 
 def _device(name: str) -> Any:
     """The torch device ``name``, or a UsageError when this machine has none such (e.g. a run on a GPU)."""
     import torch
 
+    if name == "auto":  # a record from before runs resolved their device: such runs ran on the CPU
+        name = "cpu"
     try:
         device = torch.device(name)
     except RuntimeError:
