@@ -59,16 +59,15 @@ class Method:
     decoding: ClassVar[str] = "generate"
 
     def not_applicable(self, task: Task, model_kind: ModelKind, config: Mapping[str, Any]) -> str | None:
-        """Why this method cannot run on this task and model, or None when it can."""
+        """Why this method cannot run on this task and model (the kinds it declares), or None when it can.
+        Pairs the engine has no strategy for (an encoder on a generation task) it marks not applicable itself."""
         if model_kind not in self.model_kinds:
             kinds = ", ".join(sorted(k.value for k in self.model_kinds))
             return f"{self.name} needs a {kinds} model; this model is {model_kind.value}"
         if task.kind not in self.task_kinds:
             kinds = ", ".join(sorted(k.value for k in self.task_kinds))
             return f"{self.name} handles {kinds} tasks; {task.name} is {task.kind.value}"
-        if model_kind is ModelKind.ENCODER and task.kind is TaskKind.GENERATION:
-            return "an encoder model cannot generate text"
-        return None
+        return None  # whether the engine can run this model kind on this task kind at all is its strategies' call
 
     def adapt(self, loaded: LoadedModel, task: Task, config: Mapping[str, Any]) -> Any:
         """Return the model to train for this task (PEFT wrapper or the model with grads set)."""

@@ -251,11 +251,15 @@ def compare(run_a: Path, run_b: Path) -> None:
 @click.option("--method", required=True, help="Which method's trained state to use.")
 @click.option("--task", help="Task of the run (needed when the run has several).")
 @click.option("--seed", type=int, help="Seed of the cell (default: the smallest).")
-def generate(run_dir: Path, inputs: tuple[str, ...], method: str, task: str | None, seed: int | None) -> None:
-    """Answer new INPUTS with the state a run trained, e.g. tbench generate RUN --method prompt "earbuds, 8-hour battery"."""
+@click.option("--device", help="Device to answer on (default: the one the run used), e.g. cpu.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), help="Precision (default: the one the run used).")
+def generate(run_dir: Path, inputs: tuple[str, ...], method: str, task: str | None, seed: int | None,
+             device: str | None, precision: str | None) -> None:
+    """Answer new INPUTS with the state a run trained, exactly as its evaluation answered (same encoding,
+    truncation, batch size, device and precision), e.g. tbench generate RUN --method prompt "earbuds, 8-hour battery"."""
     from tuning_bench.engine.inference import load_trained
 
-    trained = load_trained(run_dir, _catalog(), method, task, seed)
+    trained = load_trained(run_dir, _catalog(), method, task, seed, device, precision)
     for text, answer in zip(inputs, trained.answer(list(inputs))):
         stdout.print(f"[bold]{escape(text)}[/]\n  {escape(answer)}", highlight=False)
 

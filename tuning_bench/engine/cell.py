@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tuning_bench.engine.allocator import reuse_freed_memory
-from tuning_bench.api.kinds import ModelKind, TaskKind
+from tuning_bench.api.kinds import ModelKind
 from tuning_bench.run.settings import cell_default
 
 Emit = Callable[[dict[str, Any]], None]
@@ -133,7 +133,9 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     method = catalog.methods.get(spec.method)
     source = resolve_model(catalog, spec.model, spec.trust_remote_code)
     config = resolve_options(method.name, method.options, spec.method_config, where="cell config")
-    reason = method.not_applicable(task, source.kind, config)
+    from tuning_bench.engine.strategies import unsupported
+
+    reason = method.not_applicable(task, source.kind, config) or unsupported(source.kind, task.kind)
     if reason:
         return {"status": "not_applicable", "error": reason}
 
@@ -158,7 +160,7 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     probe = MemoryProbe(device)
     probe.baseline()
     feeder = make_feeder(adapted, loaded.kind, loaded.tokenizer.pad_token_id, device,
-                         torch.bfloat16 if spec.precision == "bf16" else None)
+                         torch.bfloat16 if spec.precision == "bf16" else None, data.strategy)
     log = _train_phase(spec, method, config, adapted, data, feeder, probe, emit) if method.trains and spec.steps else None
     evaluation = _evaluate_phase(spec, task, method, loaded, adapted, data, feeder, log, probe, emit)
 
@@ -174,6 +176,7 @@ class _Data:
 
     shots: list[tuple[str, str]]
     fmt: Any
+    strategy: Any  # tuning_bench.engine.strategies.Strategy for this model kind and task kind
     encoded: Any
     train: list[Any]
     validation: list[Any]
@@ -189,6 +192,7 @@ def _prepare_data(spec: CellSpec, task: Any, method: Any, config: dict[str, Any]
     """Format and tokenize the task (through the shared token cache) exactly as every method sees it."""
     from tuning_bench.engine.data import cache_key, encode_task, load_or_encode
     from tuning_bench.engine.prompting import resolve_format
+    from tuning_bench.engine.strategies import strategy_for
 
     tokenizer = loaded.tokenizer
     causal = loaded.kind is ModelKind.CAUSAL_LM
@@ -220,8 +224,9 @@ def _prepare_data(spec: CellSpec, task: Any, method: Any, config: dict[str, Any]
         "example_input": task.render_input(test_examples[0]),
         "example_prompt": tokenizer.decode(test[0].prompt_ids, skip_special_tokens=False),
     }
-    return _Data(shots, fmt, encoded, encoded.splits["train"], encoded.splits["validation"][: spec.val_examples], test,
-                 test_examples, tokenize_seconds, warnings, prompt_record)
+    return _Data(shots, fmt, strategy_for(loaded.kind, task.kind), encoded, encoded.splits["train"],
+                 encoded.splits["validation"][: spec.val_examples], test, test_examples, tokenize_seconds, warnings,
+                 prompt_record)
 
 
 def _train_phase(spec: CellSpec, method: Any, config: dict[str, Any], adapted: Any, data: _Data, feeder: Any,
@@ -255,13 +260,10 @@ class _Evaluation:
 
 def _evaluate_phase(spec: CellSpec, task: Any, method: Any, loaded: Any, adapted: Any, data: _Data, feeder: Any,
                     log: Any, probe: Any, emit: Emit) -> _Evaluation:
-    """Final validation loss, the generation guard, test quality and one example's latency."""
-    import torch
-
-    from tuning_bench.engine.evaluation import (decode, evaluate_classification_encoder, evaluate_classification_lm,
-                                         evaluate_generation)
-    from tuning_bench.engine.generation import (GenerationSettings, eos_ids_for, generate_batch, generation_guard,
-                                         pick_guard_prompts)
+    """Final validation loss, the generation guard, and test quality and one example's latency through the
+    strategy for the model kind and task kind."""
+    from tuning_bench.engine.generation import generation_guard, pick_guard_prompts
+    from tuning_bench.engine.strategies import Answerer, generation_settings
     from tuning_bench.engine.trainer import mean_loss
 
     emit({"event": "phase", "phase": "evaluating"})
@@ -273,38 +275,19 @@ def _evaluate_phase(spec: CellSpec, task: Any, method: Any, loaded: Any, adapted
         final_val = measured[log.state_step]  # measured on the state the model holds (the best, after early stopping)
     else:
         final_val = mean_loss(adapted, data.validation, feeder, spec.batch_size) if data.validation else None
-    guard = latency = None
-    tokenizer = loaded.tokenizer
+    guard = None
+    settings = None
     if loaded.kind is ModelKind.CAUSAL_LM:
-        settings = GenerationSettings(
-            max_new_tokens=spec.max_new_tokens or task.max_new_tokens,
-            eos_ids=eos_ids_for(tokenizer, loaded.model, data.fmt.answer_end), pad_id=tokenizer.pad_token_id,
-            batch_size=spec.eval_batch_size, decoding=method.decoding, device=feeder.device,
-            autocast_dtype=feeder.autocast_dtype)
+        settings = generation_settings(loaded.tokenizer, loaded.model, data.fmt, spec.max_new_tokens or task.max_new_tokens,
+                                       spec.eval_batch_size, method.decoding, feeder)
         report = generation_guard(adapted, pick_guard_prompts([e.prompt_ids for e in data.test], spec.guard_prompts),
                                   settings)
         guard = report.as_record()
         if not report.passed:
             raise CellFailed(f"generation guard failed: {report.detail}")
-        if task.kind is TaskKind.GENERATION:
-            quality = evaluate_generation(adapted, tokenizer, task, data.test_examples, data.test, settings)
-        else:
-            quality = evaluate_classification_lm(adapted, task, data.test_examples, data.test, data.encoded.label_ids,
-                                                 feeder, spec.eval_batch_size)
-        if spec.latency:
-            latency_start = time.perf_counter()
-            answer = generate_batch(adapted, [data.test[0].prompt_ids], settings)[0]
-            if feeder.device.type == "cuda":
-                torch.cuda.synchronize()
-            latency = {"seconds": time.perf_counter() - latency_start, "new_tokens": len(answer),
-                       "text": decode(tokenizer, answer)}
-    else:
-        quality = evaluate_classification_encoder(adapted, task, data.test_examples, data.test, feeder,
-                                                  spec.eval_batch_size)
-        if spec.latency:
-            latency_start = time.perf_counter()
-            evaluate_classification_encoder(adapted, task, data.test_examples[:1], data.test[:1], feeder, 1)
-            latency = {"seconds": time.perf_counter() - latency_start, "new_tokens": 0, "text": None}
+    answerer = Answerer(adapted, loaded.tokenizer, task, feeder, spec.eval_batch_size, settings, data.encoded.label_ids)
+    quality = data.strategy.evaluate(answerer, data.test_examples, data.test)
+    latency = data.strategy.latency(answerer, data.test[0].prompt_ids).as_record() if spec.latency else None
     seconds = time.perf_counter() - start
     probe.stop("eval")
     return _Evaluation(final_val, quality, guard, latency, seconds)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuning_bench.api.kinds import ModelKind, TaskKind
+from tuning_bench.api.kinds import ModelKind
 from tuning_bench.engine.prompting import PromptFormat
-from tuning_bench.api.task import Example, Task, label_index
+from tuning_bench.api.task import Task
 
 IGNORE = -100
 
@@ -43,30 +43,6 @@ class EncodedSplits:
     label_ids: list[list[int]] = field(default_factory=list)  # tokenized answers per label (causal LM)
 
 
-def _encode_causal(tokenizer: Any, fmt: PromptFormat, instruction: str, shots, task: Task, example: Example,
-                   max_length: int) -> Encoded:
-    prompt = fmt.prompt(tokenizer, instruction, shots, task.render_input(example))
-    # Chat templates spell out their own special tokens; plain prompts get the tokenizer's usual BOS.
-    prompt_ids = tokenizer(prompt, add_special_tokens=fmt.style == "plain").input_ids
-    target_ids = tokenizer(fmt.answer(task.render_target(example)), add_special_tokens=False).input_ids
-    label = label_index(task, example) if task.kind is TaskKind.CLASSIFICATION else None
-    truncated = False
-    if len(prompt_ids) + len(target_ids) > max_length:
-        truncated = True
-        target_ids = target_ids[: max_length // 2] if len(target_ids) > max_length // 2 else target_ids
-        keep = max_length - len(target_ids)
-        prompt_ids = prompt_ids[-keep:]  # the end of the prompt holds the input itself and the answer cue
-    return Encoded(prompt_ids, target_ids, label, truncated)
-
-
-def _encode_encoder(tokenizer: Any, task: Task, example: Example, max_length: int) -> Encoded:
-    ids = tokenizer(task.render_input(example), add_special_tokens=True).input_ids
-    truncated = len(ids) > max_length
-    if truncated:
-        ids = ids[: max_length - 1] + ids[-1:]  # keep the closing separator token
-    return Encoded(ids, [], label_index(task, example), truncated)
-
-
 def encode_task(
     task: Task,
     tokenizer: Any,
@@ -75,19 +51,15 @@ def encode_task(
     shots: Sequence[tuple[str, str]],
     max_length: int,
 ) -> EncodedSplits:
-    """Tokenize every split of a task for one model and one prompt context."""
-    splits: dict[str, list[Encoded]] = {}
-    instruction = task.instruction
-    for name, examples in task.splits().items():
-        if kind is ModelKind.ENCODER:
-            splits[name] = [_encode_encoder(tokenizer, task, ex, max_length) for ex in examples]
-        else:
-            splits[name] = [_encode_causal(tokenizer, fmt, instruction, shots, task, ex, max_length) for ex in examples]
-    label_ids = []
-    if kind is ModelKind.CAUSAL_LM and task.kind is TaskKind.CLASSIFICATION:
-        label_ids = [tokenizer(fmt.answer(label), add_special_tokens=False).input_ids for label in task.labels]
+    """Tokenize every split of a task for one model and one prompt context, through the strategy for the
+    model kind and task kind (``tuning_bench.engine.strategies``)."""
+    from tuning_bench.engine.strategies import PromptContext, strategy_for  # the strategies build on this module
+
+    strategy = strategy_for(kind, task.kind)
+    context = PromptContext(tokenizer, fmt, task.instruction, shots, max_length)
+    splits = {name: [strategy.encode(context, task, ex) for ex in examples] for name, examples in task.splits().items()}
     truncated = sum(e.truncated for split in splits.values() for e in split)
-    return EncodedSplits(splits, truncated, False, label_ids)
+    return EncodedSplits(splits, truncated, False, strategy.label_ids(context, task))
 
 
 def cache_key(*parts: Any) -> str:
@@ -178,5 +150,6 @@ def collate_encoder(items: Sequence[Encoded], pad_id: int) -> dict[str, Any]:
     for row, item in enumerate(items):
         input_ids[row, : len(item.prompt_ids)] = torch.tensor(item.prompt_ids)
         attention[row, : len(item.prompt_ids)] = 1
-    labels = torch.tensor([item.label for item in items], dtype=torch.long)
+    # New inputs being answered have no label: IGNORE stands in (cross-entropy skips it).
+    labels = torch.tensor([IGNORE if item.label is None else item.label for item in items], dtype=torch.long)
     return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "tokens": int(attention.sum())}

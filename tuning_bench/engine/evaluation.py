@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -13,7 +13,9 @@ from tuning_bench.engine.generation import GenerationSettings, generate_all
 from tuning_bench.engine.losses import target_logits
 from tuning_bench.metrics import compute_metrics, example_scores
 from tuning_bench.api.task import Example, Task
-from tuning_bench.engine.trainer import Feeder
+
+if TYPE_CHECKING:
+    from tuning_bench.engine.trainer import Feeder  # the trainer builds on the strategies, which build on this
 
 
 def score(task: Task, predictions: list[str], references: list[str]) -> dict[str, Any]:
@@ -79,17 +81,23 @@ def evaluate_classification_lm(model: Any, task: Task, examples: Sequence[Exampl
 
 
 @torch.no_grad()
-def evaluate_classification_encoder(model: Any, task: Task, examples: Sequence[Example], encoded: Sequence[Encoded],
-                                    feeder: Feeder, batch_size: int) -> dict[str, Any]:
-    """Classify with the sequence-classification head."""
-    start = time.perf_counter()
-    predictions: list[str] = [""] * len(encoded)
+def classify_with_head(model: Any, encoded: Sequence[Encoded], feeder: Feeder, batch_size: int) -> list[int]:
+    """The label index the sequence-classification head picks for each example, in input order."""
+    picked: list[int] = [0] * len(encoded)
     for indices in sequential_batches([len(e.prompt_ids) for e in encoded], batch_size):
         batch = feeder.batch([encoded[i] for i in indices])
         with feeder.autocast():
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         for index, label in zip(indices, logits.argmax(dim=-1).tolist()):
-            predictions[index] = task.labels[label]
+            picked[index] = label
+    return picked
+
+
+def evaluate_classification_encoder(model: Any, task: Task, examples: Sequence[Example], encoded: Sequence[Encoded],
+                                    feeder: Feeder, batch_size: int) -> dict[str, Any]:
+    """Classify with the sequence-classification head."""
+    start = time.perf_counter()
+    predictions = [task.labels[i] for i in classify_with_head(model, encoded, feeder, batch_size)]
     references = [task.render_target(ex) for ex in examples]
     return {
         **score(task, predictions, references),

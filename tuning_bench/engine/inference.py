@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tuning_bench.api.errors import UsageError
-from tuning_bench.api.kinds import ModelKind, TaskKind
+from tuning_bench.api.kinds import ModelKind
 from tuning_bench.host.plugins import Catalog
 from tuning_bench.run.results import load_results, selected_cells
 from tuning_bench.engine.state import load_prompt
@@ -46,6 +46,8 @@ class Trained:
     cell: dict[str, Any]
     shots: list[tuple[str, str]]
     decoding: str  # the method's ``Method.decoding``
+    device: Any = None  # torch.device the model is on: the run's unless overridden
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast): the run's unless overridden
 
     def render(self, text: str) -> str:
         """Fill the task's input template from user text (a single-field template) or a JSON object."""
@@ -67,37 +69,43 @@ class Trained:
             raise UsageError(f"input lacks field(s) {', '.join(missing)} required by task {self.task.name}")
         return self.task.render_input(example)
 
+    def setting(self, name: str) -> Any:
+        """A run setting of the cell, or the cell default where an older record lacks it."""
+        from tuning_bench.engine.cell import CellSpec
+
+        return self.cell["config"].get(name, CellSpec.__dataclass_fields__[name].default)
+
     def answer(self, texts: list[str]) -> list[str]:
+        """Answer new inputs as the run's evaluation did: the strategy for the model kind and task kind, the
+        run's prompt format, ``max_length`` truncation, evaluation batch size, device and precision."""
         import torch
 
-        from tuning_bench.engine.data import Encoded
-        from tuning_bench.engine.evaluation import decode, label_logprobs
-        from tuning_bench.engine.generation import GenerationSettings, eos_ids_for, generate_all
         from tuning_bench.engine.prompting import resolve_format
+        from tuning_bench.engine.strategies import Answerer, PromptContext, generation_settings, strategy_for
         from tuning_bench.engine.trainer import make_feeder
 
         rendered = [self.render(t) for t in texts]
-        device = torch.device("cpu")
-        if self.kind is ModelKind.ENCODER:
-            batch = self.tokenizer(rendered, padding=True, return_tensors="pt")
-            with torch.no_grad():
-                logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-            return [self.task.labels[i] for i in logits.argmax(-1).tolist()]
-        fmt = resolve_format(self.tokenizer, self.cell["config"]["prompt_format"])
-        prompts = [self.tokenizer(fmt.prompt(self.tokenizer, self.task.instruction, self.shots, r),
-                                  add_special_tokens=fmt.style == "plain").input_ids for r in rendered]
-        if self.task.kind is TaskKind.CLASSIFICATION:
-            label_ids = [self.tokenizer(fmt.answer(label), add_special_tokens=False).input_ids for label in self.task.labels]
-            feeder = make_feeder(self.model, self.kind, self.tokenizer.pad_token_id, device, None)
-            scores = label_logprobs(self.model, [Encoded(p, []) for p in prompts], label_ids, feeder, 8)
-            return [self.task.labels[int(i)] for i in scores.argmax(dim=1)]
-        settings = GenerationSettings(self.task.max_new_tokens, eos_ids_for(self.tokenizer, self.model, fmt.answer_end),
-                                      self.tokenizer.pad_token_id, 8, self.decoding, device)
-        return [decode(self.tokenizer, out) for out in generate_all(self.model, prompts, settings)]
+        strategy = strategy_for(self.kind, self.task.kind)
+        causal = self.kind is ModelKind.CAUSAL_LM
+        fmt = resolve_format(self.tokenizer, self.setting("prompt_format")) if causal else None
+        context = PromptContext(self.tokenizer, fmt, self.task.instruction, self.shots, self.setting("max_length"))
+        feeder = make_feeder(self.model, self.kind, self.tokenizer.pad_token_id, self.device,
+                             torch.bfloat16 if self.precision == "bf16" else None, strategy)
+        batch_size = self.setting("eval_batch_size")
+        settings = None
+        if causal:
+            settings = generation_settings(self.tokenizer, self.model, fmt,
+                                           self.setting("max_new_tokens") or self.task.max_new_tokens,
+                                           batch_size, self.decoding, feeder)
+        answerer = Answerer(self.model, self.tokenizer, self.task, feeder, batch_size, settings,
+                            strategy.label_ids(context, self.task))
+        return strategy.answer(answerer, [strategy.encode_input(context, r) for r in rendered])
 
 
-def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None = None, seed: int | None = None) -> Trained:
-    """Rebuild the model of one cell of a run from its saved state, through the method that saved it."""
+def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None = None, seed: int | None = None,
+                 device: str | None = None, precision: str | None = None) -> Trained:
+    """Rebuild the model of one cell of a run from its saved state, through the method that saved it, on the
+    device and in the precision the run recorded unless ``device`` / ``precision`` override them."""
     from tuning_bench.host.lookup import resolve_model, resolve_task
 
     data = load_results(run_dir)
@@ -132,4 +140,23 @@ def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None 
         raise UsageError(f"the trained state in {state_dir} is missing or damaged ({type(exc).__name__}: {reason}); "
                          f"{fix}") from None
     shots = [(s["input"], s["target"]) for s in prompt.get("shots", [])]
-    return Trained(model, loaded.tokenizer, loaded.kind, task_obj, cell, shots, method_obj.decoding)
+    trained = Trained(model, loaded.tokenizer, loaded.kind, task_obj, cell, shots, method_obj.decoding)
+    trained.device = _device(device or trained.setting("device"))
+    trained.precision = precision or trained.setting("precision")
+    trained.model = model.to(trained.device)
+    return trained
+
+
+def _device(name: str) -> Any:
+    """The torch device ``name``, or a UsageError when this machine has none such (e.g. a run on a GPU)."""
+    import torch
+
+    if name == "auto":  # a record from before runs resolved their device: such runs ran on the CPU
+        name = "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device '{name}'; use --device cpu or --device cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"the run used device '{name}', which this machine lacks; answer on the CPU with --device cpu")
+    return device

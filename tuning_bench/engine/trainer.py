@@ -11,9 +11,10 @@ from typing import Any
 
 import torch
 
-from tuning_bench.engine.data import Encoded, collate_causal, collate_encoder, length_bucketed_batches, sequential_batches
+from tuning_bench.engine.data import Encoded, length_bucketed_batches, sequential_batches
 from tuning_bench.api.kinds import ModelKind
-from tuning_bench.engine.losses import causal_target_loss, encoder_class_loss, supports_logits_to_keep
+from tuning_bench.engine.losses import supports_logits_to_keep
+from tuning_bench.engine.strategies import Strategy, training_strategy
 
 
 StepHook = Callable[[Any, int, int], None]  # (model, step counted from 1, total steps)
@@ -60,17 +61,22 @@ class TrainLog:
 
 @dataclass
 class Feeder:
-    """Turns encoded examples into device batches and computes the loss for one model kind."""
+    """Turns encoded examples into device batches and computes the loss for one model kind, through the
+    strategy's collate and loss (by default the one for the model kind)."""
 
     kind: ModelKind
     pad_id: int
     device: torch.device
     autocast_dtype: torch.dtype | None = None
     use_keep: bool = True
+    strategy: Strategy | None = None
+
+    def __post_init__(self) -> None:
+        if self.strategy is None:
+            self.strategy = training_strategy(self.kind)
 
     def batch(self, items: Sequence[Encoded]) -> dict[str, Any]:
-        collate = collate_encoder if self.kind is ModelKind.ENCODER else collate_causal
-        batch = collate(items, self.pad_id)
+        batch = self.strategy.collate(items, self.pad_id)
         return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
     def autocast(self):
@@ -80,14 +86,13 @@ class Feeder:
 
     def loss(self, model: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
         with self.autocast():
-            if self.kind is ModelKind.ENCODER:
-                return encoder_class_loss(model, batch)
-            return causal_target_loss(model, batch, self.use_keep)
+            return self.strategy.loss(model, batch, self.use_keep)
 
 
-def make_feeder(model: Any, kind: ModelKind, pad_id: int, device: torch.device, autocast_dtype: torch.dtype | None) -> Feeder:
+def make_feeder(model: Any, kind: ModelKind, pad_id: int, device: torch.device, autocast_dtype: torch.dtype | None,
+                strategy: Strategy | None = None) -> Feeder:
     use_keep = kind is ModelKind.CAUSAL_LM and supports_logits_to_keep(model)
-    return Feeder(kind, pad_id, device, autocast_dtype, use_keep)
+    return Feeder(kind, pad_id, device, autocast_dtype, use_keep, strategy)
 
 
 @torch.no_grad()
