@@ -43,7 +43,7 @@ def plot_slugs(views: list[TaskView]) -> dict[str, str]:
     return slugs
 
 
-def _colors(data: dict[str, Any]) -> dict[str, Any]:
+def _colors(data: RunDocument | dict[str, Any]) -> dict[str, Any]:
     # One colour per method for the whole report, from the run's method order, so plots agree.
     import matplotlib
 
@@ -200,7 +200,7 @@ def plot_files(views: list[TaskView]) -> dict[str, list[tuple[str, str]]]:
             for view in views}
 
 
-def render_plots(data: dict[str, Any], views: list[TaskView]) -> dict[str, list[Plot]]:
+def render_plots(data: RunDocument | dict[str, Any], views: list[TaskView]) -> dict[str, list[Plot]]:
     """Every plot of the report, per task name, rendered to PNG bytes."""
     import matplotlib
 
