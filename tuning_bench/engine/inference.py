@@ -10,28 +10,30 @@ from typing import Any
 from tuning_bench.api.errors import UsageError
 from tuning_bench.api.kinds import ModelKind, TaskKind
 from tuning_bench.host.plugins import Catalog
-from tuning_bench.run.results import load_results, selected_cells
+from tuning_bench.run.records import CellRecord, RunDocument, StateInfo, as_document
+from tuning_bench.run.results import load_document
 from tuning_bench.engine.state import load_prompt
 from tuning_bench.api.task import template_fields
 
 
-def find_cell(data: dict[str, Any], method: str, task: str | None, seed: int | None) -> dict[str, Any]:
+def find_cell(data: RunDocument | dict[str, Any], method: str, task: str | None, seed: int | None) -> CellRecord:
     """The finished cell of ``method`` (and task/seed when given; else the only task and smallest seed)."""
-    cells = [c for c in selected_cells(data) if c["method"] == method]
+    document = as_document(data)
+    cells = [c for c in document.shown_cells() if c.method == method]
     if not cells:
-        known = sorted({c["method"] for c in data["cells"]})
+        known = sorted({c.method for c in document.cells})
         raise UsageError(f"this run has no cell for method '{method}'; it has: {', '.join(known)}")
     if task is None:
-        tasks = sorted({c["task"] for c in cells})
+        tasks = sorted({c.task for c in cells})
         if len(tasks) > 1:
             raise UsageError(f"this run has several tasks ({', '.join(tasks)}); choose one with --task")
         task = tasks[0]
-    cells = [c for c in cells if c["task"] == task and (seed is None or c["seed"] == seed)]
+    cells = [c for c in cells if c.task == task and (seed is None or c.seed == seed)]
     if not cells:
         raise UsageError(f"no cell for method '{method}' on task '{task}'" + (f" with seed {seed}" if seed is not None else ""))
-    cell = min(cells, key=lambda c: c["seed"])
-    if cell["status"] != "ok":
-        raise UsageError(f"{task}/{method}/seed {cell['seed']} did not finish ({cell['status']}: {cell['error']})")
+    cell = min(cells, key=lambda c: c.seed)
+    if not cell.ok:
+        raise UsageError(f"{task}/{method}/seed {cell.seed} did not finish ({cell.status}: {cell.error})")
     return cell
 
 
@@ -43,7 +45,7 @@ class Trained:
     tokenizer: Any
     kind: ModelKind
     task: Any
-    cell: dict[str, Any]
+    cell: CellRecord
     shots: list[tuple[str, str]]
     decoding: str  # the method's ``Method.decoding``
 
@@ -83,7 +85,7 @@ class Trained:
             with torch.no_grad():
                 logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
             return [self.task.labels[i] for i in logits.argmax(-1).tolist()]
-        fmt = resolve_format(self.tokenizer, self.cell["config"]["prompt_format"])
+        fmt = resolve_format(self.tokenizer, self.cell.config["prompt_format"])
         prompts = [self.tokenizer(fmt.prompt(self.tokenizer, self.task.instruction, self.shots, r),
                                   add_special_tokens=fmt.style == "plain").input_ids for r in rendered]
         if self.task.kind is TaskKind.CLASSIFICATION:
@@ -100,14 +102,13 @@ def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None 
     """Rebuild the model of one cell of a run from its saved state, through the method that saved it."""
     from tuning_bench.host.lookup import resolve_model, resolve_task
 
-    data = load_results(run_dir)
-    cell = find_cell(data, method, task, seed)
-    state = cell.get("state") or {}
-    state_dir = run_dir / "cells" / cell["key"] / state.get("path", "state")
-    if state.get("kind") != "prompt-only" and not state.get("kept"):
-        raise UsageError(f"the trained state of {cell['task']}/{method} was not kept (--keep {cell['config']['keep']}); "
+    cell = find_cell(load_document(run_dir), method, task, seed)
+    state = cell.state or StateInfo()
+    state_dir = run_dir / "cells" / str(cell.key) / state.path
+    if state.kind != "prompt-only" and not state.kept:
+        raise UsageError(f"the trained state of {cell.task}/{method} was not kept (--keep {cell.config['keep']}); "
                          "re-run with --keep all to keep full models")
-    fix = (f"run the same `tbench run` again after removing {run_dir / 'cells' / (cell['key'] + '.json')}, "
+    fix = (f"run the same `tbench run` again after removing {run_dir / 'cells' / (str(cell.key) + '.json')}, "
            "which retrains that cell")
     try:
         prompt = load_prompt(state_dir)
@@ -118,15 +119,15 @@ def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None 
         raise UsageError(f"method '{method}' is not installed here, and only it can load its trained state; "
                          "install the plugin that provides it")
     method_obj = catalog.methods.get(method)
-    task_obj = resolve_task(catalog, cell["task"])
-    source = resolve_model(catalog, cell["config"]["model"], cell["config"]["trust_remote_code"])
+    task_obj = resolve_task(catalog, cell.task)
+    source = resolve_model(catalog, cell.config["model"], cell.config["trust_remote_code"])
     source.prepare()
     import torch
 
-    torch.manual_seed(cell["seed"])
-    loaded = source.load(task_kind=task_obj.kind, labels=task_obj.labels, trust_remote_code=cell["config"]["trust_remote_code"])
+    torch.manual_seed(cell.seed)
+    loaded = source.load(task_kind=task_obj.kind, labels=task_obj.labels, trust_remote_code=cell.config["trust_remote_code"])
     try:
-        model = method_obj.load_state(loaded, task_obj, cell["method_config"], state_dir).eval()
+        model = method_obj.load_state(loaded, task_obj, cell.method_config, state_dir).eval()
     except Exception as exc:  # peft, transformers and safetensors raise many types for a missing or truncated file
         reason = (str(exc).strip().splitlines() or [""])[0][:160]
         raise UsageError(f"the trained state in {state_dir} is missing or damaged ({type(exc).__name__}: {reason}); "

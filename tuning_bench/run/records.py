@@ -7,8 +7,10 @@ scripts that read them keep working.
 Reading is tolerant, on purpose:
 
 - A key the file lacks (a version-1 file, a failed cell) reads as the field's default (None, an
-  empty list or mapping) and is **not written back**: ``from_json(x).to_json() == x`` for every
-  valid file. Writers use ``Record.of(...)``, which writes exactly the fields they give.
+  empty list or mapping) and is **not written back**; keys are written in the order they were read
+  (or given), so ``from_json(x).to_json() == x``, key order included, for every valid file. Writers
+  use ``Record.of(...)``, which writes exactly the fields they give, in that order; ``assign`` adds
+  one at the end, as a dict would.
 - A key this version does not know (a newer tbench, a user's script) is **kept** in ``extra`` and
   written back after the known keys, so a report or a re-assembled run never drops data.
 - A nested value of the wrong type (``"curves": 3``) reads as absent; only what reports rely on is
@@ -44,9 +46,11 @@ class Record:
     """Base of every record: JSON keys are the field names; see the module docstring for the rules."""
 
     extra: dict[str, Any] = field(default_factory=dict, repr=False, kw_only=True)
-    absent: set[str] = field(default_factory=set, repr=False, compare=False, kw_only=True)
+    # The JSON keys present, in the order they are written (extra keys included); None: every field,
+    # in declaration order (a record built with the plain constructor).
+    order: list[str] | None = field(default=None, repr=False, compare=False, kw_only=True)
 
-    _INTERNAL: ClassVar[tuple[str, ...]] = ("extra", "absent")
+    _INTERNAL: ClassVar[tuple[str, ...]] = ("extra", "order")
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -57,7 +61,7 @@ class Record:
     def of(cls: type[R], **values: Any) -> R:
         """A record that writes exactly the given fields (the others keep their defaults, unwritten)."""
         record = cls(**values)
-        record.absent = {k for k in cls.keys() if k not in values}
+        record.order = list(values)
         return record
 
     @classmethod
@@ -71,24 +75,32 @@ class Record:
                 if value is not _WRONG_TYPE:
                     values[name] = value
         record = cls(**values)
-        record.absent = {k for k in known if k not in values}
         record.extra = {k: v for k, v in data.items() if k not in known}
+        record.order = [k for k in data if k in values or k in record.extra]
         return record
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON mapping: the known fields that are present, in order, then the kept unknown keys."""
-        out = {name: _write(getattr(self, name)) for name in self.keys() if name not in self.absent}
-        out.update(self.extra)
+        """The JSON mapping: the present fields and kept unknown keys, in their order."""
+        known = self.keys()
+        order = self.order if self.order is not None else known
+        out = {name: _write(getattr(self, name)) if name in known else self.extra[name]
+               for name in order if name in known or name in self.extra}
+        out.update((k, v) for k, v in self.extra.items() if k not in out)
         return out
 
     def present(self, name: str) -> bool:
         """Whether ``name`` is a field this record holds (written to, or read from, JSON)."""
-        return name in self.keys() and name not in self.absent
+        return name in self.keys() and (self.order is None or name in self.order)
 
     def assign(self, name: str, value: Any) -> None:
-        """Set a field and mark it present."""
+        """Set a field and mark it present (at the end, when it was not)."""
         setattr(self, name, value)
-        self.absent.discard(name)
+        if self.order is not None and name not in self.order:
+            self.order.append(name)
+
+    def copy(self: R) -> R:
+        """A shallow copy whose presence and extra keys can change without touching this one."""
+        return dataclasses.replace(self, extra=dict(self.extra), order=None if self.order is None else list(self.order))
 
 
 _WRONG_TYPE = object()
@@ -348,7 +360,7 @@ class RunDocument(Record):
     environment: dict[str, Any] = field(default_factory=dict)
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     sweep: list[dict[str, Any]] | None = None
-    cells: list[CellRecord] = field(default_factory=list)
+    cells: list[CellRecord] = nested(CellRecord, many=True)
 
     @classmethod
     def checked(cls, data: Any, source: str) -> RunDocument:
@@ -368,8 +380,8 @@ class RunDocument(Record):
         for key in ("environment", "run"):
             if not isinstance(data.get(key), dict):
                 raise UsageError(f"{source}: key '{key}' must be an object")
-        document = cls.from_json({k: v for k, v in data.items() if k != "cells"})
-        document.assign("cells", records)
+        document = cls.from_json({**data, "cells": []})
+        document.cells = records
         return document
 
     def shown_cells(self) -> list[CellRecord]:
