@@ -106,7 +106,7 @@ def setting_differences(a: RunDocument | dict[str, Any], b: RunDocument | dict[s
     Mappings (package versions, method configs, task fingerprints) are compared entry by entry,
     so one changed version shows as one line.
     """
-    a, b = as_document(a, "run A"), as_document(b, "run B")
+    a, b = as_document(a), as_document(b)
     differences = []
     for left, right, keys in ((a.run, b.run, RUN_SETTINGS), (a.environment, b.environment, ENVIRONMENT_SETTINGS)):
         for key in keys:
@@ -206,7 +206,7 @@ def _cell_key(cell: CellRecord) -> tuple[str, str, int]:
 
 def unmatched_cells(a: RunDocument | dict[str, Any], b: RunDocument | dict[str, Any]) -> list[tuple[str, CellRecord]]:
     """Cells (as shown in reports) present in only one run, as ("A" or "B", cell)."""
-    shown_a, shown_b = as_document(a, "run A").shown_cells(), as_document(b, "run B").shown_cells()
+    shown_a, shown_b = as_document(a).shown_cells(), as_document(b).shown_cells()
     keys_a = {_cell_key(c) for c in shown_a}
     keys_b = {_cell_key(c) for c in shown_b}
     only = [("A", c) for c in shown_a if _cell_key(c) not in keys_b]
@@ -236,7 +236,7 @@ def _by_method(data: RunDocument, task: str) -> dict[str, list[CellRecord]]:
 
 def compare_runs(a: RunDocument | dict[str, Any], b: RunDocument | dict[str, Any]) -> list[Table]:
     """Tables comparing run A with run B: settings that differ, per task the headline and cost changes, unmatched cells."""
-    a, b = as_document(a, "run A"), as_document(b, "run B")
+    a, b = as_document(a), as_document(b)
     views_a = {v.name: v for v in build_tasks(a)}
     views_b = {v.name: v for v in build_tasks(b)}
     order = method_names(a) + [m for m in method_names(b) if m not in method_names(a)]

@@ -393,9 +393,13 @@ class RunDocument(Record):
         return [c for c in self.cells if c.status == "failed"]
 
 
-def as_document(data: RunDocument | dict[str, Any], source: str = "results") -> RunDocument:
-    """A RunDocument from either a document or its JSON mapping (checked, as ``load_results`` does)."""
-    return data if isinstance(data, RunDocument) else RunDocument.checked(data, source)
+def as_document(data: RunDocument | dict[str, Any]) -> RunDocument:
+    """A RunDocument from either a document or its JSON mapping.
+
+    A mapping is read as it is, not checked (``RunDocument.checked`` and ``load_document`` check), so
+    a script can hand the readers a partial mapping, e.g. ``csv_text({"cells": [...]})``, as before.
+    """
+    return data if isinstance(data, RunDocument) else RunDocument.from_json(data)
 
 
 def as_cell(cell: CellRecord | dict[str, Any]) -> CellRecord:
