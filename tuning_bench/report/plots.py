@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuning_bench.report.tables import TaskView, format_bytes, format_count, method_names, pareto_front
+from tuning_bench.run.records import RunDocument
 
 FIGURE_SIZE = (7.0, 4.2)
 DPI = 100

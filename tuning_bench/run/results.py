@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tuning_bench.api.errors import UsageError
-
 from tuning_bench.run.records import (  # noqa: F401  (the schema constants are read from here too)
-    READABLE_VERSIONS, REQUIRED_CELL_KEYS, SCHEMA, SCHEMA_VERSION, STATUSES, CellRecord, Measurements, RunDocument,
+    READABLE_VERSIONS, REQUIRED_CELL_KEYS, SCHEMA, SCHEMA_VERSION, STATUSES, Measurements, RunDocument,
     as_document)
 
 
