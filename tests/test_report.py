@@ -304,7 +304,7 @@ def test_compare_runs_reports_changes_and_unmatched_cells():
     assert "(+100%)" in lora
     ia3 = next(line for line in text.splitlines() if line.lstrip("│ ").startswith("ia3 "))
     assert "│         0 │" in ia3 and "101 ms (same)" in ia3
-    assert [(side, c["method"], c["seed"]) for side, c in unmatched_cells(a, b)] == [("A", "finetune", 1)]
+    assert [(side, c.method, c.seed) for side, c in unmatched_cells(a, b)] == [("A", "finetune", 1)]
     only = text.split("Cells in only one run", 1)[1]
     assert re.search(r"A\s+│\s+smoke-gen\s+│\s+finetune\s+│\s+1\s", only)
     settings = text.split("Settings and environment that differ", 1)[1].split("smoke-gen", 1)[0]

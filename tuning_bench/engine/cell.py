@@ -19,6 +19,7 @@ from typing import Any
 
 from tuning_bench.engine.allocator import reuse_freed_memory
 from tuning_bench.api.kinds import ModelKind
+from tuning_bench.run.records import CellRecord, Curves, Headline, Measurements, Memory, PerExample, Sample, StateInfo
 from tuning_bench.run.settings import cell_default
 
 Emit = Callable[[dict[str, Any]], None]
@@ -92,30 +93,32 @@ def _count_parameters(model: Any) -> tuple[int, int]:
 
 
 def run_cell(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit | None = None) -> dict[str, Any]:
-    """Run one cell and return its result record. Never raises for a failure of the cell itself."""
+    """Run one cell and return its result record (``CellRecord.to_json()``: it crosses processes as JSON).
+
+    Never raises for a failure of the cell itself.
+    """
     emit = emit or (lambda event: None)
-    record: dict[str, Any] = {
-        "task": spec.task, "method": spec.method, "seed": spec.seed, "trial": spec.trial,
-        "status": "failed", "error": None, "config": spec.to_dict(),
-    }
+    record = CellRecord.of(task=spec.task, method=spec.method, seed=spec.seed, trial=spec.trial,
+                           status="failed", error=None, config=spec.to_dict())
     started = time.perf_counter()
     reuse_freed_memory()  # faster full fine-tuning on CPU; MemoryProbe keeps each phase's peak its own
     try:
-        record.update(_run(spec, cell_dir, token_cache, emit))
+        for name, value in _run(spec, cell_dir, token_cache, emit).items():
+            record.assign(name, value)
     except CellFailed as exc:
-        record["error"] = str(exc)
+        record.error = str(exc)
     except MemoryError:
-        record["error"] = "out of memory (host RAM); try a smaller --batch-size or --eval-batch-size"
+        record.error = "out of memory (host RAM); try a smaller --batch-size or --eval-batch-size"
     except Exception as exc:  # a cell's crash is recorded; the run goes on with the other cells
         if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch here
             first = str(exc).splitlines()[0] if str(exc) else ""
-            record["error"] = f"CUDA out of memory ({first}); try a smaller --batch-size"
+            record.error = f"CUDA out of memory ({first}); try a smaller --batch-size"
         else:
-            record["error"] = f"{type(exc).__name__}: {exc}"
+            record.error = f"{type(exc).__name__}: {exc}"
         cell_dir.mkdir(parents=True, exist_ok=True)
         (cell_dir / "error.log").write_text(traceback.format_exc())
-    record["cell_seconds"] = time.perf_counter() - started
-    return record
+    record.assign("cell_seconds", time.perf_counter() - started)
+    return record.to_json()
 
 
 def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -> dict[str, Any]:
@@ -295,7 +298,8 @@ def _evaluate_phase(spec: CellSpec, task: Any, method: Any, loaded: Any, adapted
 
 def _record(spec: CellSpec, task: Any, loaded: Any, adapted: Any, config: dict[str, Any], data: _Data, log: Any,
             evaluation: _Evaluation, state: dict[str, Any], memory: dict[str, Any], load_seconds: float) -> dict[str, Any]:
-    """The cell's result record: every measurement, curve, sample and the context needed to trust them."""
+    """The finished cell's record fields (see ``CellRecord``): every measurement, curve, sample and the
+    context needed to trust them."""
     from tuning_bench.engine.measure import environment
 
     trainable, total = _count_parameters(adapted)
@@ -309,7 +313,7 @@ def _record(spec: CellSpec, task: Any, loaded: Any, adapted: Any, config: dict[s
         "tokenize_seconds": data.tokenize_seconds,
         "token_cache_hit": data.encoded.from_cache,
         "truncated_examples": data.encoded.truncated,
-        "memory": memory,
+        "memory": Memory.from_json(memory),  # its keys depend on the device (MemoryProbe)
         "eval_seconds": evaluation.seconds,
         "eval_examples": len(data.test_examples),
         "final_val_loss": final_val,
@@ -324,7 +328,7 @@ def _record(spec: CellSpec, task: Any, loaded: Any, adapted: Any, config: dict[s
         measurements["generated_tokens"] = quality["generated_tokens"]
     else:
         measurements["classify_seconds"] = quality["classify_seconds"]
-    curves: dict[str, Any] = {"train_loss": [], "val_loss": [], "learning_rate": []}
+    curves = Curves(train_loss=[], val_loss=[], learning_rate=[])
     if log is not None:
         train_seconds = sum(log.step_seconds)
         measurements.update({
@@ -345,12 +349,12 @@ def _record(spec: CellSpec, task: Any, loaded: Any, adapted: Any, config: dict[s
             "seconds_to_best": log.seconds_to_best,
             "evaluated_step": log.state_step,
         })
-        curves = {"train_loss": log.train_loss, "val_loss": [list(p) for p in log.val_loss],
-                  "learning_rate": log.learning_rates}
+        curves = Curves(train_loss=log.train_loss, val_loss=[list(p) for p in log.val_loss],
+                        learning_rate=log.learning_rates)
     else:
         measurements.update({"train_seconds": 0.0, "steps": 0, "final_train_loss": None, "tokens_per_second": None,
                              "median_step_seconds": None})
-    samples = [{"input": task.render_input(ex), "reference": ref, "prediction": pred}
+    samples = [Sample(input=task.render_input(ex), reference=ref, prediction=pred)
                for ex, ref, pred in list(zip(data.test_examples, quality["references"], quality["predictions"]))[: spec.samples]]
     return {
         "status": "ok",
@@ -358,19 +362,19 @@ def _record(spec: CellSpec, task: Any, loaded: Any, adapted: Any, config: dict[s
         "warnings": data.warnings,
         "method_config": config,
         "quality": quality["scores"],
-        "headline": {"metric": task.headline, "value": quality["scores"].get(task.headline),
-                     "higher_is_better": task.higher_is_better},
-        "measurements": measurements,
+        "headline": Headline(metric=task.headline, value=quality["scores"].get(task.headline),
+                             higher_is_better=task.higher_is_better),
+        "measurements": Measurements.of(**measurements),
         "curves": curves,
         "samples": samples,
         "predictions": quality["predictions"],
         # Test examples are the first n of the test split, so position i is test example i: runs and
         # methods pair on it. Scores per example (and corpus statistics) feed the paired bootstrap.
-        "per_example": {"index": list(range(len(data.test_examples))), "references": quality["references"],
-                        **quality["per_example"]},
+        "per_example": PerExample.of(index=list(range(len(data.test_examples))), references=quality["references"],
+                                     **quality["per_example"]),
         "prompt": data.prompt_record,
         "guard": evaluation.guard,
-        "state": state,
+        "state": StateInfo.from_json(state),  # save_state's record; a method's extra keys are kept
         "classification_by": quality.get("method"),
         "environment": environment(next(adapted.parameters()).device),
         "task_info": task.summary() | {"fingerprint": task.fingerprint()},

@@ -10,28 +10,30 @@ from typing import Any
 from tuning_bench.api.errors import UsageError
 from tuning_bench.api.kinds import ModelKind
 from tuning_bench.host.plugins import Catalog
-from tuning_bench.run.results import load_results, selected_cells
+from tuning_bench.run.records import CellRecord, RunDocument, StateInfo, as_document
+from tuning_bench.run.results import load_document
 from tuning_bench.engine.state import load_prompt
 from tuning_bench.api.task import template_fields
 
 
-def find_cell(data: dict[str, Any], method: str, task: str | None, seed: int | None) -> dict[str, Any]:
+def find_cell(data: RunDocument | dict[str, Any], method: str, task: str | None, seed: int | None) -> CellRecord:
     """The finished cell of ``method`` (and task/seed when given; else the only task and smallest seed)."""
-    cells = [c for c in selected_cells(data) if c["method"] == method]
+    document = as_document(data)
+    cells = [c for c in document.shown_cells() if c.method == method]
     if not cells:
-        known = sorted({c["method"] for c in data["cells"]})
+        known = sorted({c.method for c in document.cells})
         raise UsageError(f"this run has no cell for method '{method}'; it has: {', '.join(known)}")
     if task is None:
-        tasks = sorted({c["task"] for c in cells})
+        tasks = sorted({c.task for c in cells})
         if len(tasks) > 1:
             raise UsageError(f"this run has several tasks ({', '.join(tasks)}); choose one with --task")
         task = tasks[0]
-    cells = [c for c in cells if c["task"] == task and (seed is None or c["seed"] == seed)]
+    cells = [c for c in cells if c.task == task and (seed is None or c.seed == seed)]
     if not cells:
         raise UsageError(f"no cell for method '{method}' on task '{task}'" + (f" with seed {seed}" if seed is not None else ""))
-    cell = min(cells, key=lambda c: c["seed"])
-    if cell["status"] != "ok":
-        raise UsageError(f"{task}/{method}/seed {cell['seed']} did not finish ({cell['status']}: {cell['error']})")
+    cell = min(cells, key=lambda c: c.seed)
+    if not cell.ok:
+        raise UsageError(f"{task}/{method}/seed {cell.seed} did not finish ({cell.status}: {cell.error})")
     return cell
 
 
@@ -43,7 +45,7 @@ class Trained:
     tokenizer: Any
     kind: ModelKind
     task: Any
-    cell: dict[str, Any]
+    cell: CellRecord
     shots: list[tuple[str, str]]
     decoding: str  # the method's ``Method.decoding``
     device: Any = None  # torch.device the model is on: the run's unless overridden
@@ -73,7 +75,7 @@ class Trained:
         """A run setting of the cell, or the cell default where an older record lacks it."""
         from tuning_bench.engine.cell import CellSpec
 
-        return self.cell["config"].get(name, CellSpec.__dataclass_fields__[name].default)
+        return self.cell.config.get(name, CellSpec.__dataclass_fields__[name].default)
 
     def answer(self, texts: list[str]) -> list[str]:
         """Answer new inputs as the run's evaluation did: the strategy for the model kind and task kind, the
@@ -108,14 +110,13 @@ def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None 
     device and in the precision the run recorded unless ``device`` / ``precision`` override them."""
     from tuning_bench.host.lookup import resolve_model, resolve_task
 
-    data = load_results(run_dir)
-    cell = find_cell(data, method, task, seed)
-    state = cell.get("state") or {}
-    state_dir = run_dir / "cells" / cell["key"] / state.get("path", "state")
-    if state.get("kind") != "prompt-only" and not state.get("kept"):
-        raise UsageError(f"the trained state of {cell['task']}/{method} was not kept (--keep {cell['config']['keep']}); "
+    cell = find_cell(load_document(run_dir), method, task, seed)
+    state = cell.state or StateInfo()
+    state_dir = run_dir / "cells" / str(cell.key) / state.path
+    if state.kind != "prompt-only" and not state.kept:
+        raise UsageError(f"the trained state of {cell.task}/{method} was not kept (--keep {cell.config['keep']}); "
                          "re-run with --keep all to keep full models")
-    fix = (f"run the same `tbench run` again after removing {run_dir / 'cells' / (cell['key'] + '.json')}, "
+    fix = (f"run the same `tbench run` again after removing {run_dir / 'cells' / (str(cell.key) + '.json')}, "
            "which retrains that cell")
     try:
         prompt = load_prompt(state_dir)
@@ -126,15 +127,15 @@ def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None 
         raise UsageError(f"method '{method}' is not installed here, and only it can load its trained state; "
                          "install the plugin that provides it")
     method_obj = catalog.methods.get(method)
-    task_obj = resolve_task(catalog, cell["task"])
-    source = resolve_model(catalog, cell["config"]["model"], cell["config"]["trust_remote_code"])
+    task_obj = resolve_task(catalog, cell.task)
+    source = resolve_model(catalog, cell.config["model"], cell.config["trust_remote_code"])
     source.prepare()
     import torch
 
-    torch.manual_seed(cell["seed"])
-    loaded = source.load(task_kind=task_obj.kind, labels=task_obj.labels, trust_remote_code=cell["config"]["trust_remote_code"])
+    torch.manual_seed(cell.seed)
+    loaded = source.load(task_kind=task_obj.kind, labels=task_obj.labels, trust_remote_code=cell.config["trust_remote_code"])
     try:
-        model = method_obj.load_state(loaded, task_obj, cell["method_config"], state_dir).eval()
+        model = method_obj.load_state(loaded, task_obj, cell.method_config, state_dir).eval()
     except Exception as exc:  # peft, transformers and safetensors raise many types for a missing or truncated file
         reason = (str(exc).strip().splitlines() or [""])[0][:160]
         raise UsageError(f"the trained state in {state_dir} is missing or damaged ({type(exc).__name__}: {reason}); "

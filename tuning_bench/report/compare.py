@@ -16,7 +16,7 @@ from tuning_bench.report.tables import (COST_COLUMNS, MethodRow, TaskView, best_
                                         failed_cells, format_bytes, format_count, format_headline, format_seconds,
                                         method_label, method_names, task_names)
 from tuning_bench.report.verdicts import VERDICT_HEADER, change_interval, verdict_rows, verdicts_of
-from tuning_bench.run.results import selected_cells
+from tuning_bench.run.records import CellRecord, Record, RunDocument, as_document
 
 SUMMARY_KEYS = ("trainable_params", "train_peak_bytes", "eval_peak_bytes", "train_seconds", "seconds_to_best",
                 "latency_seconds")
@@ -59,7 +59,7 @@ def _verdict_table(verdict: dict[str, Any]) -> Table:
     return table
 
 
-def terminal_verdicts(data: dict[str, Any]) -> list[Any]:
+def terminal_verdicts(data: RunDocument | dict[str, Any]) -> list[Any]:
     """The verdict of each task: its sentences, then (when computed) the per-method intervals."""
     items: list[Any] = []
     for verdict in verdicts_of(data):
@@ -69,10 +69,11 @@ def terminal_verdicts(data: dict[str, Any]) -> list[Any]:
     return items
 
 
-def terminal_tables(data: dict[str, Any]) -> list[Table]:
+def terminal_tables(data: RunDocument | dict[str, Any]) -> list[Table]:
     """One rich table per task with the key columns; the best value of each column in bold."""
-    failures = failed_cells(data)
-    return [_summary_table(view, sum(1 for c in failures if c["task"] == view.name)) for view in build_tasks(data)]
+    document = as_document(data)
+    failures = failed_cells(document)
+    return [_summary_table(view, sum(1 for c in failures if c.task == view.name)) for view in build_tasks(document)]
 
 
 # --- tbench compare ---------------------------------------------------------------------------
@@ -92,17 +93,24 @@ def _show(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
-def setting_differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, str]]:
+def _setting(section: Record | dict[str, Any], key: str) -> Any:
+    # A setting a file does not have (an older run) shows as "(absent)", not as a default.
+    if isinstance(section, Record):
+        return getattr(section, key) if section.present(key) else section.extra.get(key, MISSING)
+    return section.get(key, MISSING)
+
+
+def setting_differences(a: RunDocument | dict[str, Any], b: RunDocument | dict[str, Any]) -> list[tuple[str, str, str]]:
     """(setting, value in A, value in B) for every run setting or environment entry that differs.
 
     Mappings (package versions, method configs, task fingerprints) are compared entry by entry,
     so one changed version shows as one line.
     """
+    a, b = as_document(a), as_document(b)
     differences = []
-    for section, keys in (("run", RUN_SETTINGS), ("environment", ENVIRONMENT_SETTINGS)):
-        left, right = a.get(section) or {}, b.get(section) or {}
+    for left, right, keys in ((a.run, b.run, RUN_SETTINGS), (a.environment, b.environment, ENVIRONMENT_SETTINGS)):
         for key in keys:
-            x, y = left.get(key, MISSING), right.get(key, MISSING)
+            x, y = _setting(left, key), _setting(right, key)
             if isinstance(x, dict) and isinstance(y, dict):
                 for sub in list(x) + [k for k in y if k not in x]:
                     xs, ys = x.get(sub, MISSING), y.get(sub, MISSING)
@@ -113,7 +121,7 @@ def setting_differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str,
     return differences
 
 
-def _settings_table(a: dict[str, Any], b: dict[str, Any]) -> Table:
+def _settings_table(a: RunDocument, b: RunDocument) -> Table:
     table = Table(title="Settings and environment that differ", title_justify="left")
     table.add_column("Setting")
     table.add_column("A")
@@ -144,7 +152,7 @@ def _headline(row: MethodRow | None) -> Text:
     return Text(f"{format_headline(row.headline)} (n={row.headline.n})")
 
 
-def _change_ci(cells_a: list[dict[str, Any]], cells_b: list[dict[str, Any]], metric: str, higher: bool) -> Text:
+def _change_ci(cells_a: list[CellRecord], cells_b: list[CellRecord], metric: str, higher: bool) -> Text:
     change = change_interval(cells_a, cells_b, metric) if cells_a and cells_b else None
     if change is None:
         return Text("—")
@@ -156,8 +164,8 @@ def _change_ci(cells_a: list[dict[str, Any]], cells_b: list[dict[str, Any]], met
 
 
 def _task_table(name: str, view_a: TaskView | None, view_b: TaskView | None, order: list[str],
-                cells_a: dict[str, list[dict[str, Any]]] | None = None,
-                cells_b: dict[str, list[dict[str, Any]]] | None = None) -> Table:
+                cells_a: dict[str, list[CellRecord]] | None = None,
+                cells_b: dict[str, list[CellRecord]] | None = None) -> Table:
     views = [v for v in (view_a, view_b) if v is not None]
     higher = views[0].higher_is_better
     metrics = [v.headline_metric for v in views]
@@ -191,42 +199,44 @@ def _task_table(name: str, view_a: TaskView | None, view_b: TaskView | None, ord
     return table
 
 
-def _cell_key(cell: dict[str, Any]) -> tuple[str, str, int]:
+def _cell_key(cell: CellRecord) -> tuple[str, str, int]:
     # Trials are left out: with a sweep the chosen trial stands for the method, as in the reports.
-    return cell["task"], cell["method"], cell["seed"]
+    return cell.task, cell.method, cell.seed
 
 
-def unmatched_cells(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def unmatched_cells(a: RunDocument | dict[str, Any], b: RunDocument | dict[str, Any]) -> list[tuple[str, CellRecord]]:
     """Cells (as shown in reports) present in only one run, as ("A" or "B", cell)."""
-    keys_a = {_cell_key(c) for c in selected_cells(a)}
-    keys_b = {_cell_key(c) for c in selected_cells(b)}
-    only = [("A", c) for c in selected_cells(a) if _cell_key(c) not in keys_b]
-    return only + [("B", c) for c in selected_cells(b) if _cell_key(c) not in keys_a]
+    shown_a, shown_b = as_document(a).shown_cells(), as_document(b).shown_cells()
+    keys_a = {_cell_key(c) for c in shown_a}
+    keys_b = {_cell_key(c) for c in shown_b}
+    only = [("A", c) for c in shown_a if _cell_key(c) not in keys_b]
+    return only + [("B", c) for c in shown_b if _cell_key(c) not in keys_a]
 
 
-def _unmatched_table(a: dict[str, Any], b: dict[str, Any]) -> Table:
+def _unmatched_table(a: RunDocument, b: RunDocument) -> Table:
     table = Table(title="Cells in only one run", title_justify="left")
     for label in ("Only in", "Task", "Method", "Seed", "Trial", "Status"):
         table.add_column(label)
     unmatched = unmatched_cells(a, b)
     for side, cell in unmatched:
-        table.add_row(Text(side), Text(str(cell["task"])), Text(str(cell["method"])), Text(str(cell["seed"])),
-                      Text(cell.get("trial") or "—"), Text(cell["status"]))
+        table.add_row(Text(side), Text(str(cell.task)), Text(str(cell.method)), Text(str(cell.seed)),
+                      Text(cell.trial or "—"), Text(cell.status))
     if not unmatched:
         table.add_row(Text("(none)"), Text("both runs have the same cells"), Text(""), Text(""), Text(""), Text(""))
     return table
 
 
-def _by_method(data: dict[str, Any], task: str) -> dict[str, list[dict[str, Any]]]:
-    cells: dict[str, list[dict[str, Any]]] = {}
-    for cell in selected_cells(data):
-        if cell["task"] == task:
-            cells.setdefault(cell["method"], []).append(cell)
+def _by_method(data: RunDocument, task: str) -> dict[str, list[CellRecord]]:
+    cells: dict[str, list[CellRecord]] = {}
+    for cell in data.shown_cells():
+        if cell.task == task:
+            cells.setdefault(cell.method, []).append(cell)
     return cells
 
 
-def compare_runs(a: dict[str, Any], b: dict[str, Any]) -> list[Table]:
+def compare_runs(a: RunDocument | dict[str, Any], b: RunDocument | dict[str, Any]) -> list[Table]:
     """Tables comparing run A with run B: settings that differ, per task the headline and cost changes, unmatched cells."""
+    a, b = as_document(a), as_document(b)
     views_a = {v.name: v for v in build_tasks(a)}
     views_b = {v.name: v for v in build_tasks(b)}
     order = method_names(a) + [m for m in method_names(b) if m not in method_names(a)]

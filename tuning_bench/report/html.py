@@ -12,6 +12,7 @@ from typing import Any
 
 from tuning_bench.report.plots import Plot, render_plots
 from tuning_bench.report.verdicts import VERDICT_HEADER, verdict_rows, verdicts_of
+from tuning_bench.run.records import RunDocument, as_document
 from tuning_bench.report.tables import (DEFINITIONS, TaskView, best_methods, build_tasks, failed_cells, display_value,
                                         format_value, measurement_facts, method_label, method_settings, pending_note)
 
@@ -134,17 +135,17 @@ def _task(view: TaskView, index: int, plots: list[Plot]) -> list[str]:
     return parts
 
 
-def _failures(data: dict[str, Any]) -> list[str]:
+def _failures(data: RunDocument) -> list[str]:
     failures = failed_cells(data)
     parts = ['<h2 id="failures">Failures</h2>']
     if not failures:
         return parts + ["<p>No cell failed.</p>"]
-    rows = [_cell(_e(c["task"])) + _cell(_e(c["method"])) + _cell(_e(c["seed"]), "num") + _cell(_e(c.get("trial") or "—"))
-            + _cell(_e(c.get("error") or "no error recorded"), "text") for c in failures]
+    rows = [_cell(_e(c.task)) + _cell(_e(c.method)) + _cell(_e(c.seed), "num") + _cell(_e(c.trial or "—"))
+            + _cell(_e(c.error or "no error recorded"), "text") for c in failures]
     return parts + [_table(["Task", "Method", "Seed", "Trial", "Error"], rows)]
 
 
-def _how_measured(data: dict[str, Any]) -> list[str]:
+def _how_measured(data: RunDocument) -> list[str]:
     facts = "".join(f"<dt>{_e(label)}</dt><dd>{_e(value)}</dd>" for label, value in measurement_facts(data))
     settings = "".join(f"<li>{_e(m)}: {_e(o)}</li>" for m, o in method_settings(data))
     definitions = "".join(f"<li><strong>{_e(label)}.</strong> {_e(text)}</li>" for label, text in DEFINITIONS)
@@ -153,7 +154,7 @@ def _how_measured(data: dict[str, Any]) -> list[str]:
             "<p>Definitions (each in full in docs/measurements.md):</p>", f"<ul>{definitions}</ul>"]
 
 
-def _verdicts(data: dict[str, Any]) -> list[str]:
+def _verdicts(data: RunDocument) -> list[str]:
     parts = ['<section id="verdict"><h2>Verdict</h2>']
     for verdict in verdicts_of(data):
         parts.append(f"<h3>{_e(verdict['task'])}</h3>")
@@ -167,22 +168,23 @@ def _verdicts(data: dict[str, Any]) -> list[str]:
     return parts + ["</section>"]
 
 
-def render_html(data: dict[str, Any], views: list[TaskView] | None = None,
+def render_html(data: RunDocument | dict[str, Any], views: list[TaskView] | None = None,
                 plots: dict[str, list[Plot]] | None = None) -> str:
     """The whole report as one HTML page that opens offline; plots are drawn unless passed in."""
+    data = as_document(data)
     views = build_tasks(data) if views is None else views
     plots = render_plots(data, views) if plots is None else plots
-    run = data.get("run") or {}
-    seeds = ", ".join(map(str, run.get("seeds") or [])) or "—"
+    run = data.run
+    seeds = ", ".join(map(str, run.seeds or [])) or "—"
     toc = "".join(f'<li><a href="#task-{i}">{_e(v.name)}</a></li>' for i, v in enumerate(views))
     parts = [
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>tbench report: {_e(run.get('model', ''))}</title>", f"<style>{STYLE}</style>", "</head>", "<body>",
+        f"<title>tbench report: {_e(run.model or '')}</title>", f"<style>{STYLE}</style>", "</head>", "<body>",
         "<h1>tbench report</h1>",
         *_verdicts(data),
-        f"<p>Model <strong>{_e(run.get('model', '—'))}</strong>, {len(views)} task(s), "
-        f"{len(run.get('methods') or [])} method(s), seeds {_e(seeds)}, {_e(run.get('steps', '—'))} training steps.</p>",
+        f"<p>Model <strong>{_e(run.model or '—')}</strong>, {len(views)} task(s), "
+        f"{len(run.methods or [])} method(s), seeds {_e(seeds)}, {_e('—' if run.steps is None else run.steps)} training steps.</p>",
     ]
     note = pending_note(data)
     if note:

@@ -6,6 +6,7 @@ import html
 from typing import Any
 
 from tuning_bench.report.plots import plot_files
+from tuning_bench.run.records import RunDocument, as_document
 from tuning_bench.report.verdicts import VERDICT_HEADER, verdict_rows, verdicts_of
 from tuning_bench.report.tables import (DEFINITIONS, TaskView, best_methods, build_tasks, failed_cells, display_value,
                                         format_value, measurement_facts, method_label, method_settings, pending_note)
@@ -113,17 +114,17 @@ def _samples_section(view: TaskView) -> list[str]:
     return lines + _table(header, rows) + [""]
 
 
-def _failures(data: dict[str, Any]) -> list[str]:
+def _failures(data: RunDocument) -> list[str]:
     failures = failed_cells(data)
     lines = ["## Failures", ""]
     if not failures:
         return lines + ["No cell failed.", ""]
-    rows = [[md_text(c["task"]), md_text(c["method"]), str(c["seed"]), md_text(c.get("trial") or "—"),
-             md_text(c.get("error") or "no error recorded")] for c in failures]
+    rows = [[md_text(c.task), md_text(c.method), str(c.seed), md_text(c.trial or "—"),
+             md_text(c.error or "no error recorded")] for c in failures]
     return lines + _table(["Task", "Method", "Seed", "Trial", "Error"], rows) + [""]
 
 
-def _how_measured(data: dict[str, Any]) -> list[str]:
+def _how_measured(data: RunDocument) -> list[str]:
     lines = ["## How measured", ""]
     lines += [f"- **{label}:** {md_text(value)}" for label, value in measurement_facts(data)]
     lines += ["", "Method settings:", ""]
@@ -133,7 +134,7 @@ def _how_measured(data: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def _verdicts(data: dict[str, Any]) -> list[str]:
+def _verdicts(data: RunDocument) -> list[str]:
     lines = ["## Verdict", ""]
     for verdict in verdicts_of(data):
         lines += [f"### {md_text(verdict['task'])}", ""]
@@ -147,16 +148,17 @@ def _verdicts(data: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_markdown(data: dict[str, Any], views: list[TaskView] | None = None) -> str:
+def render_markdown(data: RunDocument | dict[str, Any], views: list[TaskView] | None = None) -> str:
     """The whole report as Markdown; images are linked as plots/<name>.png next to report.md."""
+    data = as_document(data)
     views = build_tasks(data) if views is None else views
     files = plot_files(views)
     lines = ["# tbench report", ""] + _verdicts(data)
-    run = data.get("run") or {}
-    seeds = ", ".join(map(str, run.get("seeds") or [])) or "—"
-    lines += [f"Model **{md_text(run.get('model', '—'))}**, {len(views)} task(s), "
-              f"{len(run.get('methods') or [])} method(s), seeds {md_text(seeds)}, "
-              f"{md_text(run.get('steps', '—'))} training steps. See *How measured* at the end.", ""]
+    run = data.run
+    seeds = ", ".join(map(str, run.seeds or [])) or "—"
+    lines += [f"Model **{md_text(run.model or '—')}**, {len(views)} task(s), "
+              f"{len(run.methods or [])} method(s), seeds {md_text(seeds)}, "
+              f"{md_text('—' if run.steps is None else run.steps)} training steps. See *How measured* at the end.", ""]
     note = pending_note(data)
     if note:
         message, pending = note

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuning_bench.report.tables import TaskView, format_bytes, format_count, method_names, pareto_front
+from tuning_bench.run.records import RunDocument
 
 FIGURE_SIZE = (7.0, 4.2)
 DPI = 100
@@ -43,7 +44,7 @@ def plot_slugs(views: list[TaskView]) -> dict[str, str]:
     return slugs
 
 
-def _colors(data: dict[str, Any]) -> dict[str, Any]:
+def _colors(data: RunDocument | dict[str, Any]) -> dict[str, Any]:
     # One colour per method for the whole report, from the run's method order, so plots agree.
     import matplotlib
 
@@ -200,7 +201,7 @@ def plot_files(views: list[TaskView]) -> dict[str, list[tuple[str, str]]]:
             for view in views}
 
 
-def render_plots(data: dict[str, Any], views: list[TaskView]) -> dict[str, list[Plot]]:
+def render_plots(data: RunDocument | dict[str, Any], views: list[TaskView]) -> dict[str, list[Plot]]:
     """Every plot of the report, per task name, rendered to PNG bytes."""
     import matplotlib
 

@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuning_bench.run.results import mean_std, peak_bytes, selected_cells
+from tuning_bench.run.records import CellRecord, RunDocument, as_document
+from tuning_bench.run.results import mean_std
 
 
 @dataclass(frozen=True)
@@ -118,21 +119,23 @@ class TaskView:
         return [headline, *quality, *COST_COLUMNS]
 
 
-def task_names(data: dict[str, Any]) -> list[str]:
+def task_names(data: RunDocument | dict[str, Any]) -> list[str]:
     """Tasks in the order the run listed them, then any others found only in cells."""
-    names = list(data.get("run", {}).get("tasks") or [])
-    for name in list(data.get("tasks") or {}) + [c["task"] for c in data["cells"]]:
+    document = as_document(data)
+    names = list(document.run.tasks or [])
+    for name in list(document.tasks or {}) + [c.task for c in document.cells]:
         if name not in names:
             names.append(name)
     return names
 
 
-def method_names(data: dict[str, Any]) -> list[str]:
+def method_names(data: RunDocument | dict[str, Any]) -> list[str]:
     """Methods in the order the run listed them, then any others found only in cells."""
-    names = list(data.get("run", {}).get("methods") or [])
-    for cell in data["cells"]:
-        if cell["method"] not in names:
-            names.append(cell["method"])
+    document = as_document(data)
+    names = list(document.run.methods or [])
+    for cell in document.cells:
+        if cell.method not in names:
+            names.append(cell.method)
     return names
 
 
@@ -142,46 +145,46 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def cell_values(cell: dict[str, Any]) -> dict[str, float | None]:
+def cell_values(cell: CellRecord) -> dict[str, float | None]:
     """The cost figures of one finished cell; training figures are None for a cell that did not train."""
-    m = cell.get("measurements") or {}
-    trained = bool(m.get("steps"))
+    m = cell.measurements
+    trained = m.trained
     values = {
-        "final_train_loss": m.get("final_train_loss"),
-        "final_val_loss": m.get("final_val_loss"),
-        "trainable_params": m.get("trainable_params"),
-        "trainable_percent": m.get("trainable_percent"),
-        "train_peak_bytes": peak_bytes(m, "train") if trained else None,
-        "eval_peak_bytes": peak_bytes(m, "eval"),
-        "train_seconds": m.get("train_seconds") if trained else None,
-        "seconds_to_best": m.get("seconds_to_best") if trained else None,
-        "steps_to_best": m.get("best_step") if trained else None,
-        "tokens_per_second": m.get("tokens_per_second") if trained else None,
-        "saved_bytes": m.get("saved_bytes"),
-        "latency_seconds": m.get("latency_seconds"),
+        "final_train_loss": m.final_train_loss,
+        "final_val_loss": m.final_val_loss,
+        "trainable_params": m.trainable_params,
+        "trainable_percent": m.trainable_percent,
+        "train_peak_bytes": m.peak("train") if trained else None,
+        "eval_peak_bytes": m.peak("eval"),
+        "train_seconds": m.train_seconds if trained else None,
+        "seconds_to_best": m.seconds_to_best if trained else None,
+        "steps_to_best": m.best_step if trained else None,
+        "tokens_per_second": m.tokens_per_second if trained else None,
+        "saved_bytes": m.saved_bytes,
+        "latency_seconds": m.latency_seconds,
     }
     return {k: _number(v) for k, v in values.items()}
 
 
-def _task_info(data: dict[str, Any], task: str, cells: list[dict[str, Any]]) -> dict[str, Any]:
-    info = dict((data.get("tasks") or {}).get(task) or {})
+def _task_info(document: RunDocument, task: str, cells: list[CellRecord]) -> dict[str, Any]:
+    info = dict(document.tasks.get(task) or {})  # a task's own summary: free-form (Task.summary)
     if "headline" not in info or "higher_is_better" not in info:
         # Older or partial records: the cells carry the headline definition too.
-        headline = next((c["headline"] for c in cells if isinstance(c.get("headline"), dict)), {})
-        info.setdefault("headline", headline.get("metric", ""))
-        info.setdefault("higher_is_better", headline.get("higher_is_better", True))
+        headline = next((c.headline for c in cells if c.headline is not None), None)
+        info.setdefault("headline", headline.metric if headline else "")
+        info.setdefault("higher_is_better", headline.higher_is_better if headline else True)
     return info
 
 
-def _row(method: str, cells: list[dict[str, Any]], metrics: list[str]) -> MethodRow:
-    ok = [c for c in cells if c["status"] == "ok"]
+def _row(method: str, cells: list[CellRecord], metrics: list[str]) -> MethodRow:
+    ok = [c for c in cells if c.ok]
     per_cell = [cell_values(c) for c in ok]
     values = {key: mean_std(v[key] for v in per_cell)[0] for key in [c.key for c in COST_COLUMNS] + ["steps_to_best"]}
-    quality = {name: mean_std(_number((c.get("quality") or {}).get(name)) for c in ok)[0] for name in metrics}
-    headline = Stat(*mean_std(_number((c.get("headline") or {}).get("value")) for c in ok))
-    trials = sorted({c.get("trial") or "" for c in cells})
+    quality = {name: mean_std(_number(c.quality.get(name)) for c in ok)[0] for name in metrics}
+    headline = Stat(*mean_std(_number(c.headline.value) for c in ok))
+    trials = sorted({c.trial or "" for c in cells})
     return MethodRow(method=method, trial=", ".join(t for t in trials if t), cells=len(cells), ok=len(ok),
-                     trains=any((c.get("measurements") or {}).get("steps") for c in ok),
+                     trains=any(c.measurements.trained for c in ok),
                      headline=headline, quality=quality, values=values)
 
 
@@ -192,16 +195,17 @@ def _sort_key(row: MethodRow, higher_is_better: bool, order: list[str]) -> tuple
     return (missing, score, order.index(row.method) if row.method in order else len(order), row.method)
 
 
-def mean_curve(method: str, cells: list[dict[str, Any]]) -> Curve:
+def mean_curve(method: str, cells: list[CellRecord]) -> Curve:
     """Train loss per step and validation loss per evaluated step, each the mean over the seeds that have it."""
     by_step: dict[int, list[float]] = {}
     val_by_step: dict[int, list[float]] = {}
     for cell in cells:
-        curves = cell.get("curves") or {}
-        for index, loss in enumerate(curves.get("train_loss") or []):
+        if cell.curves is None:
+            continue
+        for index, loss in enumerate(cell.curves.train_loss or []):
             if _number(loss) is not None:
                 by_step.setdefault(index + 1, []).append(loss)
-        for point in curves.get("val_loss") or []:
+        for point in cell.curves.val_loss or []:
             if len(point) == 2 and _number(point[1]) is not None:
                 val_by_step.setdefault(int(point[0]), []).append(point[1])
     train_steps = sorted(by_step)
@@ -210,53 +214,54 @@ def mean_curve(method: str, cells: list[dict[str, Any]]) -> Curve:
                  val_steps, [mean_std(val_by_step[s])[0] for s in val_steps])
 
 
-def sample_table(cells: list[dict[str, Any]], order: list[str]) -> SampleTable:
+def sample_table(cells: list[CellRecord], order: list[str]) -> SampleTable:
     """Predictions for the same inputs from every method, taken from the smallest seed that finished."""
-    ok = [c for c in cells if c["status"] == "ok" and c.get("samples")]
+    ok = [c for c in cells if c.ok and c.samples]
     if not ok:
         return SampleTable(None, [], [])
-    seed = min(c["seed"] for c in ok)
+    seed = min(c.seed for c in ok)
     by_method: dict[str, dict[tuple[str, str], str]] = {}
     inputs: list[tuple[str, str]] = []
-    for cell in sorted((c for c in ok if c["seed"] == seed), key=lambda c: order.index(c["method"])):
-        predictions = by_method.setdefault(cell["method"], {})
-        for sample in cell["samples"]:
-            key = (str(sample.get("input", "")), str(sample.get("reference", "")))
+    for cell in sorted((c for c in ok if c.seed == seed), key=lambda c: order.index(c.method)):
+        predictions = by_method.setdefault(cell.method, {})
+        for sample in cell.samples:
+            key = (str(sample.input), str(sample.reference))
             if key not in inputs:
                 inputs.append(key)
-            predictions.setdefault(key, str(sample.get("prediction", "")))
+            predictions.setdefault(key, str(sample.prediction))
     methods = list(by_method)
     rows = [(text, reference, [by_method[m].get((text, reference)) for m in methods]) for text, reference in inputs]
     return SampleTable(seed, methods, rows)
 
 
-def build_tasks(data: dict[str, Any]) -> list[TaskView]:
+def build_tasks(data: RunDocument | dict[str, Any]) -> list[TaskView]:
     """Aggregate the record into one view per task. With a sweep, only the chosen trials count."""
-    order = method_names(data)
-    shown = selected_cells(data)
+    document = as_document(data)
+    order = method_names(document)
+    shown = document.shown_cells()
     views = []
-    for task in task_names(data):
-        all_cells = [c for c in data["cells"] if c["task"] == task]
-        cells = [c for c in shown if c["task"] == task]
-        info = _task_info(data, task, cells)
+    for task in task_names(document):
+        all_cells = [c for c in document.cells if c.task == task]
+        cells = [c for c in shown if c.task == task]
+        info = _task_info(document, task, cells)
         headline = info.get("headline") or ""
         higher = bool(info.get("higher_is_better", True))
         listed = [m for m in info.get("metrics") or [] if m != headline]
-        found = sorted({name for c in cells if c["status"] == "ok" for name in (c.get("quality") or {})
-                        if name != headline and _number(c["quality"][name]) is not None})
+        found = sorted({name for c in cells if c.ok for name in c.quality
+                        if name != headline and _number(c.quality[name]) is not None})
         metrics = listed + [m for m in found if m not in listed]
-        by_method: dict[str, list[dict[str, Any]]] = {}
+        by_method: dict[str, list[CellRecord]] = {}
         for cell in cells:
-            if cell["status"] != "not_applicable":
-                by_method.setdefault(cell["method"], []).append(cell)
+            if cell.status != "not_applicable":
+                by_method.setdefault(cell.method, []).append(cell)
         rows = sorted((_row(m, cs, metrics) for m, cs in by_method.items()), key=lambda r: _sort_key(r, higher, order))
         not_applicable: list[tuple[str, str]] = []
-        for cell in sorted(all_cells, key=lambda c: order.index(c["method"])):
-            entry = (cell["method"], str(cell.get("error") or "no reason given"))
-            if cell["status"] == "not_applicable" and cell["method"] not in by_method and entry not in not_applicable:
+        for cell in sorted(all_cells, key=lambda c: order.index(c.method)):
+            entry = (cell.method, str(cell.error or "no reason given"))
+            if cell.status == "not_applicable" and cell.method not in by_method and entry not in not_applicable:
                 not_applicable.append(entry)
-        curves = [mean_curve(r.method, [c for c in by_method[r.method] if c["status"] == "ok"]) for r in rows]
-        sweep = [s for s in data.get("sweep") or [] if s.get("task") == task]
+        curves = [mean_curve(r.method, [c for c in by_method[r.method] if c.ok]) for r in rows]
+        sweep = [s for s in document.sweep or [] if s.get("task") == task]  # sweep summaries: runner's plain dicts
         views.append(TaskView(name=task, kind=str(info.get("kind", "")), headline_metric=headline, higher_is_better=higher,
                               other_metrics=metrics, rows=rows, not_applicable=not_applicable,
                               curves=[c for c in curves if c.train_steps or c.val_steps],
@@ -388,17 +393,18 @@ def method_label(row: MethodRow) -> str:
     return f"{row.method} ({row.trial})" if row.trial else row.method
 
 
-def failed_cells(data: dict[str, Any]) -> list[dict[str, Any]]:
+def failed_cells(data: RunDocument | dict[str, Any]) -> list[CellRecord]:
     """Every failed cell, sweep trials included, in record order."""
-    return [c for c in data["cells"] if c["status"] == "failed"]
+    return as_document(data).failed_cells()
 
 
-def pending_note(data: dict[str, Any]) -> tuple[str, list[str]] | None:
+def pending_note(data: RunDocument | dict[str, Any]) -> tuple[str, list[str]] | None:
     """A warning sentence and the pending cells when the run is incomplete; None when it finished."""
-    pending = [str(p) for p in data.get("pending") or []]
-    if not data.get("interrupted") and not pending:
+    document = as_document(data)
+    pending = [str(p) for p in document.pending or []]
+    if not document.interrupted and not pending:
         return None
-    how = "was interrupted" if data.get("interrupted") else "is incomplete"
+    how = "was interrupted" if document.interrupted else "is incomplete"
     return (f"This run {how}: {len(pending)} cell(s) have no result yet, so the figures below are partial. "
             "Run the same tbench run command again to finish them.", pending)
 
@@ -431,61 +437,65 @@ def _join(values: Any) -> str:
     return ", ".join(str(v) for v in values) if values else "—"
 
 
-def measurement_facts(data: dict[str, Any]) -> list[tuple[str, str]]:
+def _text(value: Any) -> str:
+    return "—" if value is None else str(value)
+
+
+def measurement_facts(data: RunDocument | dict[str, Any]) -> list[tuple[str, str]]:
     """(label, value) pairs describing where and how the record was measured, all from the record."""
-    run = data.get("run") or {}
-    env = data.get("environment") or {}
+    document = as_document(data)
+    run = document.run
+    env = document.environment  # measure.environment(): free-form, and grows with the platform
     packages = env.get("packages") or {}
-    formats = sorted({str((c.get("prompt") or {}).get("format")) for c in data["cells"]
-                      if (c.get("prompt") or {}).get("format")})
-    prompt_format = str(run.get("prompt_format", "—")) + (f" (resolved: {', '.join(formats)})" if formats else "")
-    fingerprints = run.get("task_fingerprints") or {}
-    tasks = [f"{t} ({fingerprints[t]})" if t in fingerprints else t for t in run.get("tasks") or []]
-    eval_examples = run.get("eval_examples")
-    validation = f"{run.get('val_examples', '—')} examples"
-    if run.get("val_every"):
-        validation += f", every {run['val_every']} steps and at the end"
-    if run.get("patience"):
-        validation += (f"; early stopping after {run['patience']} validations without an improvement of at least "
-                       f"{run.get('min_delta', 0):g}, best state evaluated")
-    steps = str(run.get("steps", "—"))
-    if run.get("epochs"):
-        resolved = sorted({(c.get("config") or {}).get("steps") for c in data["cells"]} - {None})
-        steps = f"{run['epochs']} epochs ({_join(resolved)} steps)"
-    total, cached = run.get("cells_total"), run.get("cells_cached")
+    formats = sorted({str(c.prompt.get("format")) for c in document.cells if c.prompt.get("format")})
+    prompt_format = _text(run.prompt_format) + (f" (resolved: {', '.join(formats)})" if formats else "")
+    fingerprints = run.task_fingerprints or {}
+    tasks = [f"{t} ({fingerprints[t]})" if t in fingerprints else t for t in run.tasks or []]
+    eval_examples = run.eval_examples
+    validation = f"{_text(run.val_examples)} examples"
+    if run.val_every:
+        validation += f", every {run.val_every} steps and at the end"
+    if run.patience:
+        validation += (f"; early stopping after {run.patience} validations without an improvement of at least "
+                       f"{run.min_delta or 0:g}, best state evaluated")
+    steps = _text(run.steps)
+    if run.epochs:
+        resolved = sorted({c.config.get("steps") for c in document.cells} - {None})
+        steps = f"{run.epochs} epochs ({_join(resolved)} steps)"
+    total, cached = run.cells_total, run.cells_cached
     cells = "—" if total is None else f"{total} total: {cached or 0} reused from cache, {total - (cached or 0)} run"
     facts = [
-        ("Command", str(data.get("command", "—"))),
-        ("Recorded", str(data.get("created", "—"))),
-        ("Device", f"{run.get('device', env.get('device', '—'))} — {env.get('device_name', '—')}"),
-        ("Precision", str(run.get("precision", "—"))),
+        ("Command", _text(document.command)),
+        ("Recorded", _text(document.created)),
+        ("Device", f"{run.device if run.present('device') else env.get('device', '—')} — {env.get('device_name', '—')}"),
+        ("Precision", _text(run.precision)),
         ("Torch threads", str(env.get("torch_threads", "—"))),
         ("Platform", str(env.get("platform", "—"))),
         ("Packages", _join(f"{name} {version}" for name, version in packages.items())),
         ("Project commit", str(env.get("project_commit", "—"))),
-        ("Model", f"{run.get('model', '—')} (fingerprint {run.get('model_fingerprint', '—')})"),
+        ("Model", f"{_text(run.model)} (fingerprint {_text(run.model_fingerprint)})"),
         ("Tasks", _join(tasks)),
-        ("Methods", _join(run.get("methods"))),
-        ("Seeds", _join(run.get("seeds"))),
+        ("Methods", _join(run.methods)),
+        ("Seeds", _join(run.seeds)),
         ("Training steps", steps),
-        ("Batch size", str(run.get("batch_size", "—"))),
+        ("Batch size", _text(run.batch_size)),
         ("Eval examples", {0: "whole test split", None: "—"}.get(eval_examples, str(eval_examples))),
         ("Validation", validation),
-        ("Max length", str(run.get("max_length", "—"))),
+        ("Max length", _text(run.max_length)),
         ("Prompt format", prompt_format),
-        ("Executor", str(run.get("executor", "—"))),
-        ("Wall time", format_seconds(_number(run.get("wall_seconds")))),
+        ("Executor", _text(run.executor)),
+        ("Wall time", format_seconds(_number(run.wall_seconds))),
         ("Cells", cells),
     ]
-    sweep = run.get("sweep")
+    sweep = run.sweep
     if isinstance(sweep, dict):
         facts.append(("Sweep", f"{sweep.get('parameter', '—')} × {_join(f'{f:.3g}' for f in sweep.get('factors') or [])} "
                                "of each method's default"))
     return facts
 
 
-def method_settings(data: dict[str, Any]) -> list[tuple[str, str]]:
+def method_settings(data: RunDocument | dict[str, Any]) -> list[tuple[str, str]]:
     """Each method's options as run (before any sweep changed the learning rate)."""
-    configs = (data.get("run") or {}).get("method_configs") or {}
+    configs = as_document(data).run.method_configs or {}
     return [(method, _join(f"{k}={v}" for k, v in config.items()) if config else "no options")
             for method, config in configs.items()]

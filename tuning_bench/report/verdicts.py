@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tuning_bench.report.tables import TaskView, build_tasks, format_bytes, format_count, format_seconds, format_value
+from tuning_bench.run.records import CellRecord, RunDocument, as_cell, as_document
 from tuning_bench.stats.bootstrap import (LEVEL, RESAMPLES, SEED, example_weights, examples_to_separate, interval,
                                           method_samples, observed, paired_bootstrap)
 from tuning_bench.stats.samples import cell_statistic, example_indices
@@ -24,7 +25,7 @@ CRITERIA = (("trainable_params", "fewest trainable parameters", format_count),
             ("train_seconds", "shortest training", format_seconds))
 
 
-def shared_examples(cells: list[dict[str, Any]]) -> list[int] | None:
+def shared_examples(cells: list[CellRecord]) -> list[int] | None:
     """The test example indices every cell scored, in order; None if a cell kept no per-example data."""
     indices = [example_indices(c) for c in cells]
     if not cells or any(i is None for i in indices):
@@ -49,14 +50,14 @@ def _empty(view: TaskView, reason: str) -> dict[str, Any]:
             "examples": 0, "summary": [f"No verdict for {view.name}: {reason}."]}
 
 
-def task_verdict(view: TaskView, cells: list[dict[str, Any]], quick: bool, resamples: int = RESAMPLES,
+def task_verdict(view: TaskView, cells: list[CellRecord], quick: bool, resamples: int = RESAMPLES,
                  seed: int = SEED) -> dict[str, Any]:
     """The verdict for one task from its finished cells (see the module docstring)."""
     metric = view.headline_metric
-    ok = [c for c in cells if c["status"] == "ok"]
-    by_method: dict[str, list[dict[str, Any]]] = {}
+    ok = [c for c in cells if c.ok]
+    by_method: dict[str, list[CellRecord]] = {}
     for row in view.rows:
-        chosen = [c for c in ok if c["method"] == row.method]
+        chosen = [c for c in ok if c.method == row.method]
         if chosen:
             by_method[row.method] = chosen
     if not by_method:
@@ -167,18 +168,19 @@ def summary(verdict: dict[str, Any]) -> list[str]:
     return lines
 
 
-def build_verdicts(data: dict[str, Any], resamples: int = RESAMPLES, seed: int = SEED) -> list[dict[str, Any]]:
+def build_verdicts(data: RunDocument | dict[str, Any], resamples: int = RESAMPLES, seed: int = SEED) -> list[dict[str, Any]]:
     """One verdict per task of a results record (schema 1 records get verdicts that say why there is none)."""
-    quick = bool((data.get("run") or {}).get("quick"))
-    shown = [c for c in data["cells"] if c.get("selected", True)]
-    return [task_verdict(view, [c for c in shown if c["task"] == view.name], quick, resamples, seed)
-            for view in build_tasks(data)]
+    document = as_document(data)
+    shown = document.shown_cells()
+    return [task_verdict(view, [c for c in shown if c.task == view.name], bool(document.run.quick), resamples, seed)
+            for view in build_tasks(document)]
 
 
-def verdicts_of(data: dict[str, Any]) -> list[dict[str, Any]]:
+def verdicts_of(data: RunDocument | dict[str, Any]) -> list[dict[str, Any]]:
     """The record's stored verdicts, or (older records) verdicts computed now from its cells."""
-    stored = data.get("verdicts")
-    return stored if isinstance(stored, list) else build_verdicts(data)
+    document = as_document(data)
+    stored = document.verdicts
+    return stored if isinstance(stored, list) else build_verdicts(document)
 
 
 VERDICT_HEADER = ["Method", "Mean", "95 % CI", "Δ to best (95 % CI)", "Seeds", "Verdict"]
@@ -200,7 +202,7 @@ def verdict_rows(verdict: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def change_interval(cells_a: list[dict[str, Any]], cells_b: list[dict[str, Any]], metric: str,
+def change_interval(cells_a: list[CellRecord | dict[str, Any]], cells_b: list[CellRecord | dict[str, Any]], metric: str,
                     resamples: int = RESAMPLES, seed: int = SEED) -> dict[str, Any] | None:
     """One method's change from run A to run B on the test examples both runs scored, paired on them.
 
@@ -209,8 +211,8 @@ def change_interval(cells_a: list[dict[str, Any]], cells_b: list[dict[str, Any]]
     within each run) and the example count; None when either run
     kept no per-example data for ``metric``.
     """
-    ok_a = sorted((c for c in cells_a if c["status"] == "ok"), key=lambda c: c["seed"])
-    ok_b = sorted((c for c in cells_b if c["status"] == "ok"), key=lambda c: c["seed"])
+    ok_a = sorted((c for c in map(as_cell, cells_a) if c.ok), key=lambda c: c.seed)
+    ok_b = sorted((c for c in map(as_cell, cells_b) if c.ok), key=lambda c: c.seed)
     shared = shared_examples(ok_a + ok_b)
     if not shared:
         return None
@@ -220,7 +222,7 @@ def change_interval(cells_a: list[dict[str, Any]], cells_b: list[dict[str, Any]]
         return None
     weights = example_weights(len(shared), resamples, seed)
     # With the same seeds on both sides, seed k of A and seed k of B are drawn together (one stream).
-    same_seeds = [c["seed"] for c in ok_a] == [c["seed"] for c in ok_b]
+    same_seeds = [c.seed for c in ok_a] == [c.seed for c in ok_b]
     sample_a = method_samples(stats_a, weights, "A", seed)
     sample_b = method_samples(stats_b, weights, "A" if same_seeds else "B", seed)
     low, high = interval(sample_b - sample_a)

@@ -14,12 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from tuning_bench.api.errors import UsageError
-
-SCHEMA = "tuning_bench.results"
-SCHEMA_VERSION = 2  # 2: cells keep per-example scores; a top-level "verdicts" list
-READABLE_VERSIONS = (1, 2)  # version 1 records still report, with a verdict that says it cannot be computed
-STATUSES = ("ok", "failed", "not_applicable")
-REQUIRED_CELL_KEYS = ("task", "method", "seed", "status", "error")
+from tuning_bench.run.records import (  # noqa: F401  (the schema constants are read from here too)
+    READABLE_VERSIONS, REQUIRED_CELL_KEYS, SCHEMA, SCHEMA_VERSION, STATUSES, Measurements, RunDocument,
+    as_document)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -69,38 +66,15 @@ def clean_floats(value: Any) -> Any:
 
 
 def validate(data: Any, source: str) -> dict[str, Any]:
-    """Check the parts of a results record that reports rely on; raise one clear line otherwise."""
-    if not isinstance(data, dict):
-        raise UsageError(f"{source}: expected a JSON object at the top level, found {type(data).__name__}")
-    if data.get("schema") != SCHEMA:
-        raise UsageError(f"{source}: not a tbench results file (missing \"schema\": \"{SCHEMA}\")")
-    version = data.get("schema_version")
-    if version not in READABLE_VERSIONS:
-        raise UsageError(f"{source}: schema_version {version!r} is not supported by this tbench "
-                         f"(reads {', '.join(map(str, READABLE_VERSIONS))})")
-    cells = data.get("cells")
-    if not isinstance(cells, list):
-        raise UsageError(f"{source}: key 'cells' must be a list of cell records")
-    for index, cell in enumerate(cells):
-        if not isinstance(cell, dict):
-            raise UsageError(f"{source}: cells[{index}] must be an object")
-        missing = [key for key in REQUIRED_CELL_KEYS if key not in cell]
-        if missing:
-            raise UsageError(f"{source}: cells[{index}] lacks {', '.join(missing)}")
-        if cell["status"] not in STATUSES:
-            raise UsageError(f"{source}: cells[{index}].status is {cell['status']!r}; expected one of {', '.join(STATUSES)}")
-        if cell["status"] == "ok":
-            for key in ("measurements", "quality", "headline"):
-                if not isinstance(cell.get(key), dict):
-                    raise UsageError(f"{source}: cells[{index}] ({cell['task']}/{cell['method']}) has status ok but no '{key}' object")
-    for key in ("environment", "run"):
-        if not isinstance(data.get(key), dict):
-            raise UsageError(f"{source}: key '{key}' must be an object")
+    """Check the parts of a results record that reports rely on; raise one clear line otherwise.
+
+    Returns ``data`` unchanged (the JSON mapping); ``RunDocument.checked`` gives the typed document.
+    """
+    RunDocument.checked(data, source)
     return data
 
 
-def load_results(path: Path) -> dict[str, Any]:
-    """Read and validate results.json (or a run directory containing it)."""
+def _read_json(path: Path) -> Any:
     if path.is_dir():
         path = path / "results.json"
     if not path.exists():
@@ -110,15 +84,26 @@ def load_results(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise UsageError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        data = json.loads(text)
+        return json.loads(text), path
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
                          "the file was truncated or edited; re-run `tbench run` with the same --out to rebuild it") from None
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """Read and validate results.json (or a run directory containing it), as its JSON mapping."""
+    data, path = _read_json(path)
     return validate(data, str(path))
 
 
+def load_document(path: Path) -> RunDocument:
+    """Read and validate results.json (or a run directory containing it) as a typed ``RunDocument``."""
+    data, path = _read_json(path)
+    return RunDocument.checked(data, str(path))
+
+
 def selected_cells(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The cells a report shows: every cell, except sweep trials that were not chosen."""
+    """The cells a report shows, as JSON mappings (``RunDocument.shown_cells`` for typed records)."""
     return [c for c in data["cells"] if c.get("selected", True)]
 
 
@@ -138,36 +123,28 @@ CSV_COLUMNS = [
 ]
 
 
-def peak_bytes(measurements: dict[str, Any], phase: str) -> int | None:
-    """A phase's peak memory: CUDA max allocated on a GPU, else the process's peak resident memory."""
-    memory = measurements.get("memory") or {}
-    if memory.get("device_type") == "cuda":
-        return memory.get(f"{phase}_peak_allocated_bytes")
-    return memory.get(f"{phase}_peak_rss_bytes")
-
-
-def csv_text(data: dict[str, Any]) -> str:
+def csv_text(data: RunDocument | dict[str, Any]) -> str:
     """One row per cell, with the metrics flattened after the fixed columns."""
-    metric_names = sorted({name for c in data["cells"] for name in (c.get("quality") or {})})
+    document = as_document(data)
+    metric_names = sorted({name for c in document.cells for name in c.quality})
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS + [f"quality_{m}" for m in metric_names])
-    for cell in data["cells"]:
-        m = cell.get("measurements") or {}
-        memory = m.get("memory") or {}
+    for cell in document.cells:
+        m = cell.measurements or Measurements()
         row = {
-            "task": cell["task"], "method": cell["method"], "seed": cell["seed"], "trial": cell.get("trial", ""),
-            "status": cell["status"], "error": cell.get("error") or "",
-            "headline_metric": (cell.get("headline") or {}).get("metric"),
-            "headline_value": (cell.get("headline") or {}).get("value"),
-            "train_peak_bytes": peak_bytes(m, "train"), "eval_peak_bytes": peak_bytes(m, "eval"),
-            "baseline_bytes": memory.get("cuda_baseline_allocated_bytes", memory.get("cpu_baseline_rss_bytes")),
-            "learning_rate": (cell.get("method_config") or {}).get("learning_rate"),
+            "task": cell.task, "method": cell.method, "seed": cell.seed, "trial": cell.trial,
+            "status": cell.status, "error": cell.error or "",
+            "headline_metric": cell.headline.metric if cell.headline else None,
+            "headline_value": cell.headline.value if cell.headline else None,
+            "train_peak_bytes": m.peak("train"), "eval_peak_bytes": m.peak("eval"),
+            "baseline_bytes": m.memory.baseline if m.memory else None,
+            "learning_rate": cell.method_config.get("learning_rate"),  # method options are free-form
         }
         for key in CSV_COLUMNS:
             if key not in row:
-                row[key] = m.get(key)
-        writer.writerow([_csv_value(row[k]) for k in CSV_COLUMNS] + [_csv_value((cell.get("quality") or {}).get(n)) for n in metric_names])
+                row[key] = getattr(m, key)
+        writer.writerow([_csv_value(row[k]) for k in CSV_COLUMNS] + [_csv_value(cell.quality.get(n)) for n in metric_names])
     return out.getvalue()
 
 

@@ -32,7 +32,8 @@ from tuning_bench.engine.precision import PrecisionChoice, choose_precision
 from tuning_bench.api.model import ModelSource
 from tuning_bench.api.options import resolve_options
 from tuning_bench.host.plugins import Catalog, extra_modules
-from tuning_bench.run.results import SCHEMA, SCHEMA_VERSION, clean_floats, csv_text, validate, write_json
+from tuning_bench.run.records import CellRecord, RunDocument, RunInfo
+from tuning_bench.run.results import SCHEMA, SCHEMA_VERSION, clean_floats, csv_text, write_json
 from tuning_bench.run.settings import SETTINGS, SWEEPS, RunSettings, outside_cache_key
 from tuning_bench.api.task import Task
 
@@ -76,13 +77,17 @@ def _resolve_device(requested: str, precision: str) -> tuple[str, PrecisionChoic
     return device, choose_precision(precision, device)
 
 
+def _outside_key() -> set[str]:
+    """CellSpec fields that change what is printed or kept, not the result: out of the key and the cache check."""
+    return outside_cache_key() | {f.name for f in fields(CellSpec) if f.metadata.get("outside_cache_key")}
+
+
 def _cell_key(spec: CellSpec, task_fingerprint: str, model_fingerprint: str) -> str:
     import hashlib
 
     # Settings marked affects_result=False (and CellSpec fields marked so) change what is printed or kept,
     # not the result; leaving them out keeps a cached cell valid when only they change.
-    left_out = outside_cache_key() | {f.name for f in fields(CellSpec) if f.metadata.get("outside_cache_key")}
-    config = {name: value for name, value in spec.to_dict().items() if name not in left_out}
+    config = {name: value for name, value in spec.to_dict().items() if name not in _outside_key()}
     blob = json.dumps({"cell": config, "task": task_fingerprint, "model": model_fingerprint,
                        "versions": package_versions(), "tuning_bench": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
@@ -209,7 +214,7 @@ def _comparable(value: Any) -> Any:
     return json.loads(json.dumps(clean_floats(value), default=str))
 
 
-def _read_record(job: CellJob) -> tuple[dict[str, Any] | None, str | None]:
+def _read_record(job: CellJob) -> tuple[CellRecord | None, str | None]:
     """The cached record of a cell and None, or None and why the cell must run (None when never run).
 
     A record is reused only if it is schema-valid, finished (ok or not_applicable) and carries this
@@ -224,29 +229,31 @@ def _read_record(job: CellJob) -> tuple[dict[str, Any] | None, str | None]:
     except (OSError, ValueError) as exc:
         return None, f"{path} is unreadable ({type(exc).__name__}); the cell runs again"
     try:
-        validate({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "cells": [record], "environment": {}, "run": {}},
-                 str(path))
+        # Checked as the one cell of a document, so the messages name it as reports do (cells[0]).
+        [cell] = RunDocument.checked({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "cells": [record],
+                                      "environment": {}, "run": {}}, str(path)).cells
     except UsageError as exc:
         return None, f"{exc}; the cell runs again"
-    if record["status"] not in REUSABLE_STATUSES:
+    if cell.status not in REUSABLE_STATUSES:
         return None, None  # an earlier failure is retried, not reported as a cached result
-    if record["status"] == "ok" and "per_example" not in record:
+    if cell.ok and not cell.present("per_example"):
         return None, f"{path} was written before per-example scores (schema 1); the cell runs again for its verdict"
     expected = {"key": job.key, "task": job.spec.task, "method": job.spec.method, "seed": job.spec.seed,
                 "trial": job.spec.trial}
     for name, value in expected.items():
-        if record.get(name) != value:
-            return None, (f"{path} holds {name} {record.get(name)!r}, not {value!r} (copied or edited); "
+        stored = getattr(cell, name) if cell.present(name) else None
+        if stored != value:
+            return None, (f"{path} holds {name} {stored!r}, not {value!r} (copied or edited); "
                           "the cell runs again")
-    unrelated = ("plugin_modules", "samples", "keep")  # outside the key: they change what is printed or kept
+    unrelated = _outside_key()
     config = {k: v for k, v in _comparable(job.spec.to_dict()).items() if k not in unrelated}
-    stored = record.get("config")
+    stored = cell.config if cell.present("config") else None
     if not isinstance(stored, dict) or {k: v for k, v in stored.items() if k not in unrelated} != config:
         return None, f"{path} holds another cell configuration (copied or edited); the cell runs again"
-    return record, None
+    return cell, None
 
 
-def _select_sweep(plan: Plan, records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _select_sweep(plan: Plan, records: dict[str, CellRecord]) -> list[dict[str, Any]]:
     """Pick, per task and method, the trial with the lowest mean final validation loss over seeds."""
     summaries = []
     groups: dict[tuple[str, str], dict[str, list[CellJob]]] = {}
@@ -255,7 +262,7 @@ def _select_sweep(plan: Plan, records: dict[str, dict[str, Any]]) -> list[dict[s
     for (task, method), trials in groups.items():
         tried = []
         for trial, jobs in trials.items():
-            losses = [((records.get(j.key) or {}).get("measurements") or {}).get("final_val_loss") for j in jobs]
+            losses = [_final_val_loss(records.get(j.key)) for j in jobs]
             ok = [v for v in losses if v is not None]
             value = jobs[0].spec.method_config.get(plan.sweep["parameter"]) if trial else None
             tried.append({"trial": trial, "value": value, "mean_val_loss": statistics.fmean(ok) if ok else None,
@@ -265,15 +272,19 @@ def _select_sweep(plan: Plan, records: dict[str, dict[str, Any]]) -> list[dict[s
         for trial, jobs in trials.items():
             for job in jobs:
                 if job.key in records:
-                    records[job.key]["selected"] = trial == chosen
+                    records[job.key].assign("selected", trial == chosen)
         summaries.append({"task": task, "method": method, "parameter": plan.sweep["parameter"], "tried": tried,
                           "chosen": chosen, "selected_by": "lowest mean final validation loss over seeds"})
     return summaries
 
 
-def assemble(plan: Plan, records: dict[str, dict[str, Any]], cached: set[str], wall_seconds: float,
+def _final_val_loss(record: CellRecord | None) -> float | None:
+    return record.measurements.final_val_loss if record is not None and record.measurements is not None else None
+
+
+def assemble(plan: Plan, records: dict[str, CellRecord], cached: set[str], wall_seconds: float,
              interrupted: bool = False) -> dict[str, Any]:
-    """The results.json document for the plan, from the records finished so far."""
+    """The results.json document for the plan (as JSON), from the records finished so far."""
     import torch
 
     from tuning_bench.engine.measure import environment
@@ -283,38 +294,41 @@ def assemble(plan: Plan, records: dict[str, dict[str, Any]], cached: set[str], w
     for job in plan.jobs:
         record = records.get(job.key)
         if record is not None:
-            cells.append({**record, "key": job.key, "cached": job.key in cached})
-    first_env = next((c.get("environment") for c in cells if c.get("environment")), None)
+            cell = record.copy()
+            cell.assign("key", job.key)
+            cell.assign("cached", job.key in cached)
+            cells.append(cell)
+    first_env = next((c.environment for c in cells if c.environment), None)
     device = torch.device(plan.jobs[0].spec.device if plan.jobs else "cpu")
     s = plan.settings
-    data = {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": plan.command,
-        "interrupted": interrupted,
-        "pending": [job.spec.label for job in plan.jobs if job.key not in records],
-        "run": {
-            "model": s.model, "model_fingerprint": plan.source.fingerprint(),
-            "tasks": list(plan.tasks), "task_fingerprints": plan.task_fingerprints,
-            "methods": list(plan.method_configs), "seeds": s.seeds, "steps": s.steps, "epochs": s.epochs, "batch_size": s.batch_size,
-            "eval_examples": s.eval_examples, "val_examples": s.val_examples, "val_every": s.val_every,
-            "patience": s.patience, "min_delta": s.min_delta,
-            "device": device.type, "precision": plan.jobs[0].spec.precision if plan.jobs else s.precision,
-            "precision_choice": plan.precision_choice.as_record() if plan.precision_choice else None,
-            "prompt_format": s.prompt_format, "max_length": s.max_length, "executor": s.executor,
-            "method_configs": plan.method_configs, "sweep": plan.sweep, "wall_seconds": wall_seconds,
-            "cells_total": len(plan.jobs), "cells_cached": len(cached & set(records)), "quick": s.quick,
-        },
-        "environment": first_env or environment(device),
-        "tasks": {name: task.summary() for name, task in plan.tasks.items()},
-        "sweep": sweep,
-        "cells": cells,
-    }
+    run = RunInfo(
+        model=s.model, model_fingerprint=plan.source.fingerprint(),
+        tasks=list(plan.tasks), task_fingerprints=plan.task_fingerprints,
+        methods=list(plan.method_configs), seeds=s.seeds, steps=s.steps, epochs=s.epochs, batch_size=s.batch_size,
+        eval_examples=s.eval_examples, val_examples=s.val_examples, val_every=s.val_every,
+        patience=s.patience, min_delta=s.min_delta,
+        device=device.type, precision=plan.jobs[0].spec.precision if plan.jobs else s.precision,
+        precision_choice=plan.precision_choice.as_record() if plan.precision_choice else None,
+        prompt_format=s.prompt_format, max_length=s.max_length, executor=s.executor,
+        method_configs=plan.method_configs, sweep=plan.sweep, wall_seconds=wall_seconds,
+        cells_total=len(plan.jobs), cells_cached=len(cached & set(records)), quick=s.quick,
+    )
+    document = RunDocument(
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        command=plan.command,
+        interrupted=interrupted,
+        pending=[job.spec.label for job in plan.jobs if job.key not in records],
+        run=run,
+        environment=first_env or environment(device),
+        tasks={name: task.summary() for name, task in plan.tasks.items()},
+        sweep=sweep,
+        cells=cells,
+    )
     from tuning_bench.report.verdicts import build_verdicts
 
     # The verdicts come first in the file, as in every report: they answer the question the run asked.
-    return clean_floats({"verdicts": build_verdicts(data), **data})
+    document.verdicts = build_verdicts(document)
+    return clean_floats(document.to_json())
 
 
 def write_outputs(out_dir: Path, data: dict[str, Any], reports: bool = True) -> None:
@@ -407,7 +421,7 @@ def execute(plan: Plan, executor: Executor | None = None, view: RunView | None =
     check_output_folder(plan.out_dir, out_overwrite)
     created = not plan.out_dir.exists()
     with OutputLock(plan.out_dir) as lock:
-        records: dict[str, dict[str, Any]] = {}
+        records: dict[str, CellRecord] = {}
         cached: set[str] = set()
         todo: list[CellJob] = []
         for job in plan.jobs:
@@ -433,7 +447,7 @@ def execute(plan: Plan, executor: Executor | None = None, view: RunView | None =
         saved = len(records)
         try:
             for index, (job, record) in enumerate(_started(results, todo, view)):
-                records[job.key] = record
+                records[job.key] = CellRecord.from_json(record)  # the executor hands JSON across processes
                 _writing(lambda: write_json(_record_path(job), clean_floats({**record, "key": job.key})))
                 saved += 1
                 view.finish(job, record)

@@ -15,18 +15,19 @@ from typing import Any
 import numpy as np
 
 from tuning_bench.metrics import score_from_statistics
+from tuning_bench.run.records import CellRecord, as_cell
 from tuning_bench.stats.bootstrap import Statistic
 
 
-def example_indices(cell: dict[str, Any]) -> list[int] | None:
+def example_indices(cell: CellRecord | dict[str, Any]) -> list[int] | None:
     """The test example indices a cell scored, or None when it kept no per-example data."""
-    per_example = cell.get("per_example")
-    if not isinstance(per_example, dict) or not isinstance(per_example.get("index"), list):
+    per_example = as_cell(cell).per_example
+    if per_example is None or not isinstance(per_example.index, list) or not per_example.present("index"):
         return None
-    return [int(i) for i in per_example["index"]]
+    return [int(i) for i in per_example.index]
 
 
-def _positions(cell: dict[str, Any], shared: Sequence[int]) -> np.ndarray:
+def _positions(cell: CellRecord, shared: Sequence[int]) -> np.ndarray:
     where = {index: position for position, index in enumerate(example_indices(cell) or [])}
     return np.array([where[i] for i in shared], dtype=np.int64)
 
@@ -62,21 +63,22 @@ def mean_combine(examples: int):
     return combine
 
 
-def cell_statistic(cell: dict[str, Any], metric: str, shared: Sequence[int]) -> Statistic | None:
+def cell_statistic(cell: CellRecord | dict[str, Any], metric: str, shared: Sequence[int]) -> Statistic | None:
     """One cell's ``metric`` over the ``shared`` example indices, ready to resample; None if not possible."""
-    per_example = cell.get("per_example")
+    cell = as_cell(cell)
+    per_example = cell.per_example
     if example_indices(cell) is None or not shared:
         return None
     positions = _positions(cell, shared)
-    scores = (per_example.get("scores") or {}).get(metric)
+    scores = (per_example.scores or {}).get(metric)
     if scores is not None:
         return Statistic(np.asarray(scores, dtype=np.float64)[positions].reshape(-1, 1), mean_combine(len(shared)))
-    statistics = (per_example.get("statistics") or {}).get(metric)
+    statistics = (per_example.statistics or {}).get(metric)
     combine = score_from_statistics(metric) if statistics is not None else None
     if combine is not None:  # a corpus metric from summed per-pair counts (chrF): the metric's own function
         return Statistic(np.asarray(statistics, dtype=np.float64)[positions], combine)
-    predictions, references = cell.get("predictions"), per_example.get("references")
-    if metric == "macro_f1" and isinstance(predictions, list) and isinstance(references, list):
+    predictions, references = cell.predictions, per_example.references
+    if metric == "macro_f1" and cell.present("predictions") and isinstance(predictions, list) and isinstance(references, list):
         rows, classes = macro_f1_rows([predictions[p] for p in positions], [references[p] for p in positions])
         return Statistic(rows, macro_f1_combine(classes))
     return None
