@@ -144,7 +144,7 @@ def test_failed_cells_are_retried_and_successful_ones_reused(tiny, tmp_path):
 
 
 def test_a_full_disk_mid_run_is_one_line_keeps_finished_cells_and_leaves_no_temporary(tiny, tmp_path, monkeypatch):
-    from tuning_bench.run import results
+    from tuning_bench import files
 
     real_replace = os.replace
     calls = {"n": 0}
@@ -158,25 +158,25 @@ def test_a_full_disk_mid_run_is_one_line_keeps_finished_cells_and_leaves_no_temp
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_replace(source, target)
 
-    monkeypatch.setattr(results.os, "replace", fill_up)
+    monkeypatch.setattr(files.os, "replace", fill_up)
     s = settings(tmp_path, seeds=[0])
     with pytest.raises(UsageError, match=r"cannot write .*results\.json \(No space left on device\); free space there "
                                          r"or choose another --out \(1 finished cells are saved"):
         _run(s)
     assert not [p for p in out.rglob("*.tmp")], "temporary files left behind"
-    monkeypatch.setattr(results.os, "replace", real_replace)
+    monkeypatch.setattr(files.os, "replace", real_replace)
     counting = CountingExecutor()
     data, _ = _run(s, executor=counting)
     assert len(counting.ran) == 1 and len(data["cells"]) == 2
 
 
 def test_a_full_disk_in_the_cli_is_one_line_without_traceback(tiny, tmp_path, cli_runner, monkeypatch):
-    from tuning_bench.run import results
+    from tuning_bench import files
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(results.os, "fsync", full)
+    monkeypatch.setattr(files.os, "fsync", full)
     from tuning_bench.cli.main import cli
 
     result = cli_runner.invoke(cli, ["run", "--model", "tiny-llama", "--tasks", "tiny-gen", "--methods", "zero-shot",

@@ -165,7 +165,7 @@ def _state_dir(run: Path) -> Path:
     ids=["prompt-missing", "prompt-truncated", "weights-truncated", "weights-missing"],
 )
 def test_generate_with_a_missing_or_truncated_state_is_one_line(prompt_run, damage, expected):
-    from tuning_bench.engine.inference import load_trained
+    from tuning_bench.run.inference import load_trained
     from tuning_bench.host.plugins import load_catalog
 
     state = _state_dir(prompt_run)
@@ -179,7 +179,7 @@ def test_generate_with_a_missing_or_truncated_state_is_one_line(prompt_run, dama
 
 
 def test_generate_refuses_an_empty_input(prompt_run):
-    from tuning_bench.engine.inference import load_trained
+    from tuning_bench.run.inference import load_trained
     from tuning_bench.host.plugins import load_catalog
 
     trained = load_trained(prompt_run, load_catalog(), "prompt")

@@ -83,7 +83,7 @@ def test_prompt_text_init_uses_the_instruction_embeddings():
 
 @pytest.mark.parametrize("method_name", TRAINABLE)
 def test_save_then_load_gives_identical_outputs(method_name, tiny, tmp_path):
-    from tuning_bench.engine.inference import load_trained
+    from tuning_bench.run.inference import load_trained
     from tuning_bench.run.runner import execute, plan_run
     from tuning_bench.run.settings import RunSettings
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tuning_bench.api.errors import UsageError
-from tuning_bench.engine.inference import find_cell
+from tuning_bench.run.inference import find_cell
 from tuning_bench.report import compare_runs, render_markdown
 from tuning_bench.report.tables import build_tasks
 from tuning_bench.run.records import (CellRecord, Curves, Measurements, Memory, PerExample, RunDocument, RunInfo,

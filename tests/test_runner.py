@@ -251,6 +251,7 @@ def test_compare_shows_changed_quality(tiny, tmp_path, cli_runner):
 
 
 def test_results_json_is_written_atomically(tmp_path, monkeypatch):
+    from tuning_bench import files
     from tuning_bench.run import results
 
     path = tmp_path / "results.json"
@@ -259,7 +260,7 @@ def test_results_json_is_written_atomically(tmp_path, monkeypatch):
     def fail(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(results.os, "replace", fail)
+    monkeypatch.setattr(files.os, "replace", fail)
     with pytest.raises(OSError):
         results.write_json(path, {"a": 2})
     assert json.loads(path.read_text()) == {"a": 1}

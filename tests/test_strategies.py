@@ -41,7 +41,7 @@ def test_generate_reproduces_the_recorded_predictions(model, task, method, overr
     cell = _run(tmp_path, model, task, method, **overrides)
     if overrides.get("max_length"):
         assert cell["measurements"]["truncated_examples"] > 0  # so the truncation path is what is compared
-    from tuning_bench.engine.inference import load_trained
+    from tuning_bench.run.inference import load_trained
 
     inputs = [ex[INPUT_FIELD[task]] for ex in load_catalog().tasks.get(task).splits()["test"][:5]]
     assert load_trained(tmp_path / "run", load_catalog(), method).answer(inputs) == cell["predictions"]
@@ -97,7 +97,7 @@ def test_a_new_input_encodes_as_the_evaluated_example(model, task, max_length, t
 def test_generate_on_a_device_this_machine_lacks_is_one_line(tiny, tmp_path):
     import torch
 
-    from tuning_bench.engine.inference import load_trained
+    from tuning_bench.run.inference import load_trained
     from tuning_bench.host.plugins import load_catalog
 
     if torch.cuda.is_available():

@@ -30,7 +30,7 @@ def test_bitfit_keeps_the_contract(bitfit, model, task, trains):
 def test_bitfit_state_is_its_size_is_kept_and_answers_through_generate(bitfit, tmp_path, cli_runner):
     from safetensors.torch import load_file
 
-    from tuning_bench.engine.inference import load_trained
+    from tuning_bench.run.inference import load_trained
     from tuning_bench.run.runner import execute, plan_run
     from tuning_bench.run.settings import RunSettings
 

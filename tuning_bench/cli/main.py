@@ -223,7 +223,8 @@ def run(config_file, set_items, quick, force, out_overwrite, **setting_values) -
 def report(run_dir: Path) -> None:
     """Rebuild report.md, report.html and results.csv from RUN_DIR/results.json alone."""
     from tuning_bench.report import write_reports
-    from tuning_bench.run.results import atomic_write_text, csv_text, load_results
+    from tuning_bench.files import atomic_write_text
+    from tuning_bench.run.results import csv_text, load_results
 
     data = load_results(run_dir)
     out = run_dir if run_dir.is_dir() else run_dir.parent
@@ -257,7 +258,7 @@ def generate(run_dir: Path, inputs: tuple[str, ...], method: str, task: str | No
              device: str | None, precision: str | None) -> None:
     """Answer new INPUTS with the state a run trained, exactly as its evaluation answered (same encoding,
     truncation, batch size, device and precision), e.g. tbench generate RUN --method prompt "earbuds, 8-hour battery"."""
-    from tuning_bench.engine.inference import load_trained
+    from tuning_bench.run.inference import load_trained
 
     trained = load_trained(run_dir, _catalog(), method, task, seed, device, precision)
     for text, answer in zip(inputs, trained.answer(list(inputs))):

@@ -160,7 +160,7 @@ def _read_cached(path: Path, key: dict[str, Any]) -> Probe | None:
 
 def cached_probe(measure: Callable[[], Probe] = measure, directory: Path | None = None) -> Probe:
     """The probe for this machine: from the cache, else measured now and cached."""
-    from tuning_bench.run.results import atomic_write_text
+    from tuning_bench.files import atomic_write_text
 
     key = machine_key()
     path = cache_file(key, directory)

@@ -7,8 +7,6 @@ runs a model. The same record always gives byte-identical files.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +15,9 @@ from tuning_bench.report.html import render_html
 from tuning_bench.report.markdown import render_markdown
 from tuning_bench.report.plots import render_plots
 from tuning_bench.report.tables import build_tasks, pareto_front
-from tuning_bench.run.results import atomic_write_text
+from tuning_bench.files import atomic_write_bytes, atomic_write_text
 
 __all__ = ["write_reports", "render_markdown", "render_html", "terminal_tables", "terminal_verdicts", "compare_runs", "pareto_front"]
-
-
-def _atomic_write_bytes(path: Path, payload: bytes) -> None:
-    # Same guarantee as results.atomic_write_text: a reader sees the old image or the new one.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(handle.name, 0o644)
-    os.replace(handle.name, path)
 
 
 def write_reports(out_dir: Path, data: dict[str, Any]) -> list[Path]:
@@ -45,7 +32,7 @@ def write_reports(out_dir: Path, data: dict[str, Any]) -> list[Path]:
     for task_plots in plots.values():
         for plot in task_plots:
             path = out_dir / "plots" / plot.filename
-            _atomic_write_bytes(path, plot.png)
+            atomic_write_bytes(path, plot.png)
             written.append(path)
     for name, text in (("report.md", render_markdown(data, views)), ("report.html", render_html(data, views, plots))):
         atomic_write_text(out_dir / name, text)

@@ -2,44 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
 import statistics
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from tuning_bench.api.errors import UsageError
+from tuning_bench.files import atomic_write_text
 from tuning_bench.run.records import (  # noqa: F401  (the schema constants are read from here too)
     READABLE_VERSIONS, REQUIRED_CELL_KEYS, SCHEMA, SCHEMA_VERSION, STATUSES, Measurements, RunDocument,
     as_document)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so that readers see the old content or the new, never a partial one.
-
-    On any failure (a full disk, a kill) the temporary file is removed and the old file is left as it
-    was; an OSError carries ``path`` as its filename, so callers can name the file in their message.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)  # temporary files are created private; results are meant to be shared
-        os.replace(temporary, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(exc, OSError) and not exc.filename:
-            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-        raise
 
 
 def write_json(path: Path, data: Any) -> None:

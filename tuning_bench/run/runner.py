@@ -333,7 +333,7 @@ def assemble(plan: Plan, records: dict[str, CellRecord], cached: set[str], wall_
 
 def write_outputs(out_dir: Path, data: dict[str, Any], reports: bool = True) -> None:
     """results.json, results.csv and (unless a run is still going) the reports."""
-    from tuning_bench.run.results import atomic_write_text
+    from tuning_bench.files import atomic_write_text
 
     write_json(out_dir / "results.json", data)
     atomic_write_text(out_dir / "results.csv", csv_text(data))
