@@ -359,3 +359,29 @@ def test_same_file_name_in_two_folders_stays_apart_by_the_yaml_name(tmp_path):
     labels = [job.spec.label for job in plan.jobs]
     assert labels == ["tiny-sentiment/zero-shot/seed 0", "other-sentiment/zero-shot/seed 0"]
     assert len({job.key for job in plan.jobs}) == 2
+
+
+def test_a_task_file_is_named_by_its_yaml_name_in_records_reports_and_generate(tmp_path):
+    """Issue 12 item 8: `name:` names the task everywhere, not the file's path or stem."""
+    from tuning_bench.host.plugins import load_catalog
+    from tuning_bench.run.executor import InProcessExecutor
+    from tuning_bench.run.inference import load_trained
+    from tuning_bench.run.runner import execute, plan_run
+    from tuning_bench.run.settings import RunSettings
+
+    (tmp_path / "data").mkdir()
+    path = make_task(tmp_path / "data", GOOD_YAML.replace("name: tiny-sentiment", "name: shop-moods"))
+    out = tmp_path / "run"
+    settings = RunSettings(methods=["zero-shot", "lora"], tasks=[], task_files=[str(path)], model="tiny-llama",
+                           steps=2, batch_size=4, eval_examples=4, val_examples=2, eval_batch_size=4,
+                           out=str(out), executor="in-process")
+    catalog = load_catalog(["tuning_bench.testing"])
+    data = execute(plan_run(settings, catalog), executor=InProcessExecutor(), prepare_model=False)
+    assert [c["status"] for c in data["cells"]] == ["ok", "ok"], [c["error"] for c in data["cells"]]
+    assert {c["task"] for c in data["cells"]} == {"shop-moods"}
+    assert data["run"]["tasks"] == ["shop-moods"] and list(data["tasks"]) == ["shop-moods"]
+    assert [v["task"] for v in data["verdicts"]] == ["shop-moods"]
+    report = (out / "report.md").read_text()
+    assert "shop-moods" in report and "task.yaml" not in report.split("How measured")[0]
+    trained = load_trained(out, catalog, "lora", task="shop-moods")
+    assert trained.task.name == "shop-moods"

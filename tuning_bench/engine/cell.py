@@ -61,9 +61,14 @@ class CellSpec:
     task_name: str = field(default="", metadata={"outside_cache_key": True})
 
     @property
+    def named_task(self) -> str:
+        """The task as tables, progress lines and records name it: a YAML file's ``name:``, not its path."""
+        return self.task_name or self.task
+
+    @property
     def label(self) -> str:
         trial = f" [{self.trial}]" if self.trial else ""
-        return f"{self.task_name or self.task}/{self.method}/seed {self.seed}{trial}"
+        return f"{self.named_task}/{self.method}/seed {self.seed}{trial}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,7 +103,7 @@ def run_cell(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emi
     Never raises for a failure of the cell itself.
     """
     emit = emit or (lambda event: None)
-    record = CellRecord.of(task=spec.task, method=spec.method, seed=spec.seed, trial=spec.trial,
+    record = CellRecord.of(task=spec.named_task, method=spec.method, seed=spec.seed, trial=spec.trial,
                            status="failed", error=None, config=spec.to_dict())
     started = time.perf_counter()
     reuse_freed_memory()  # faster full fine-tuning on CPU; MemoryProbe keeps each phase's peak its own

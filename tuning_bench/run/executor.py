@@ -40,7 +40,7 @@ class CellJob:
     token_cache: Path | None
 
     def failed(self, error: str) -> dict[str, Any]:
-        return {"task": self.spec.task, "method": self.spec.method, "seed": self.spec.seed, "trial": self.spec.trial,
+        return {"task": self.spec.named_task, "method": self.spec.method, "seed": self.spec.seed, "trial": self.spec.trial,
                 "status": "failed", "error": error, "config": self.spec.to_dict()}
 
 
@@ -168,7 +168,7 @@ def _child(spec_dict: dict[str, Any], cell_dir: str, token_cache: str | None, ev
     try:
         lock = lock_cell_dir(Path(cell_dir))
     except (RuntimeError, OSError) as exc:
-        record = {"task": spec.task, "method": spec.method, "seed": spec.seed, "trial": spec.trial,
+        record = {"task": spec.named_task, "method": spec.method, "seed": spec.seed, "trial": spec.trial,
                   "status": "failed", "error": str(exc), "config": spec.to_dict()}
         events.put(("record", record))
         return

@@ -28,7 +28,7 @@ def find_cell(data: RunDocument | dict[str, Any], method: str, task: str | None,
         if len(tasks) > 1:
             raise UsageError(f"this run has several tasks ({', '.join(tasks)}); choose one with --task")
         task = tasks[0]
-    cells = [c for c in cells if c.task == task and (seed is None or c.seed == seed)]
+    cells = [c for c in cells if task in (c.task, c.config.get("task")) and (seed is None or c.seed == seed)]
     if not cells:
         raise UsageError(f"no cell for method '{method}' on task '{task}'" + (f" with seed {seed}" if seed is not None else ""))
     cell = min(cells, key=lambda c: c.seed)
@@ -127,7 +127,8 @@ def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None 
         raise UsageError(f"method '{method}' is not installed here, and only it can load its trained state; "
                          "install the plugin that provides it")
     method_obj = catalog.methods.get(method)
-    task_obj = resolve_task(catalog, cell.task)
+    # The task as the run was given it (a registered name or a YAML file's path); records show its name.
+    task_obj = resolve_task(catalog, cell.config.get("task", cell.task))
     source = resolve_model(catalog, cell.config["model"], cell.config["trust_remote_code"])
     source.prepare()
     import torch

@@ -238,7 +238,7 @@ def _read_record(job: CellJob) -> tuple[CellRecord | None, str | None]:
         return None, None  # an earlier failure is retried, not reported as a cached result
     if cell.ok and not cell.present("per_example"):
         return None, f"{path} was written before per-example scores (schema 1); the cell runs again for its verdict"
-    expected = {"key": job.key, "task": job.spec.task, "method": job.spec.method, "seed": job.spec.seed,
+    expected = {"key": job.key, "task": job.spec.named_task, "method": job.spec.method, "seed": job.spec.seed,
                 "trial": job.spec.trial}
     for name, value in expected.items():
         stored = getattr(cell, name) if cell.present(name) else None
@@ -258,7 +258,7 @@ def _select_sweep(plan: Plan, records: dict[str, CellRecord]) -> list[dict[str, 
     summaries = []
     groups: dict[tuple[str, str], dict[str, list[CellJob]]] = {}
     for job in plan.jobs:
-        groups.setdefault((job.spec.task, job.spec.method), {}).setdefault(job.spec.trial, []).append(job)
+        groups.setdefault((job.spec.named_task, job.spec.method), {}).setdefault(job.spec.trial, []).append(job)
     for (task, method), trials in groups.items():
         tried = []
         for trial, jobs in trials.items():
@@ -303,7 +303,8 @@ def assemble(plan: Plan, records: dict[str, CellRecord], cached: set[str], wall_
     s = plan.settings
     run = RunInfo(
         model=s.model, model_fingerprint=plan.source.fingerprint(),
-        tasks=list(plan.tasks), task_fingerprints=plan.task_fingerprints,
+        tasks=[task.name for task in plan.tasks.values()],
+        task_fingerprints={plan.tasks[given].name: fingerprint for given, fingerprint in plan.task_fingerprints.items()},
         methods=list(plan.method_configs), seeds=s.seeds, steps=s.steps, epochs=s.epochs, batch_size=s.batch_size,
         eval_examples=s.eval_examples, val_examples=s.val_examples, val_every=s.val_every,
         patience=s.patience, min_delta=s.min_delta,
@@ -320,7 +321,7 @@ def assemble(plan: Plan, records: dict[str, CellRecord], cached: set[str], wall_
         pending=[job.spec.label for job in plan.jobs if job.key not in records],
         run=run,
         environment=first_env or environment(device),
-        tasks={name: task.summary() for name, task in plan.tasks.items()},
+        tasks={task.name: task.summary() for task in plan.tasks.values()},
         sweep=sweep,
         cells=cells,
     )
