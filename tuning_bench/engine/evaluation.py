@@ -70,13 +70,18 @@ def evaluate_classification_lm(model: Any, task: Task, examples: Sequence[Exampl
     start = time.perf_counter()
     scores = label_logprobs(model, encoded, label_ids, feeder, batch_size)
     predictions = [task.labels[int(i)] for i in scores.argmax(dim=1)]
+    return _classified(task, examples, predictions, start, "label likelihood")
+
+
+def _classified(task: Task, examples: Sequence[Example], predictions: list[str], start: float, how: str) -> dict[str, Any]:
+    """A classification's evaluation: scores against the references, the labels, its time and how it chose."""
     references = [task.render_target(ex) for ex in examples]
     return {
         **score(task, predictions, references),
         "predictions": predictions,
         "references": references,
         "classify_seconds": time.perf_counter() - start,
-        "method": "label likelihood",
+        "method": how,
     }
 
 
@@ -98,11 +103,4 @@ def evaluate_classification_encoder(model: Any, task: Task, examples: Sequence[E
     """Classify with the sequence-classification head."""
     start = time.perf_counter()
     predictions = [task.labels[i] for i in classify_with_head(model, encoded, feeder, batch_size)]
-    references = [task.render_target(ex) for ex in examples]
-    return {
-        **score(task, predictions, references),
-        "predictions": predictions,
-        "references": references,
-        "classify_seconds": time.perf_counter() - start,
-        "method": "classification head",
-    }
+    return _classified(task, examples, predictions, start, "classification head")

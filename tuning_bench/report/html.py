@@ -13,8 +13,8 @@ from typing import Any
 from tuning_bench.report.plots import Plot, render_plots
 from tuning_bench.report.verdicts import VERDICT_HEADER, verdict_rows, verdicts_of
 from tuning_bench.run.records import RunDocument, as_document
-from tuning_bench.report.tables import (DEFINITIONS, TaskView, best_methods, build_tasks, failed_cells, display_value,
-                                        format_value, measurement_facts, method_label, method_settings, pending_note)
+from tuning_bench.report.tables import (DEFINITIONS, sweep_rows, TaskView, best_methods, build_tasks, failed_cells, display_value,
+                                        measurement_facts, method_label, method_settings, pending_note)
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto; max-width: 82rem;
@@ -80,18 +80,9 @@ def _sweep(view: TaskView) -> list[str]:
     parts = ["<h3>Sweep</h3>",
              f"<p>Tried values of <code>{_e(parameter)}</code> per method; chosen by "
              f"{_e(view.sweep[0].get('selected_by', ''))}. The table above uses only the chosen trial's cells.</p>"]
-    rows, unswept = [], []
-    for entry in view.sweep:
-        tried = [t for t in entry.get("tried") or [] if t.get("trial")]
-        if not tried:
-            unswept.append(entry["method"])
-            continue
-        for trial in tried:
-            chosen = trial.get("trial") == entry.get("chosen")
-            value = trial.get("value")
-            rows.append(_cell(_e(entry["method"])) + _cell(_e(f"{value:g}" if isinstance(value, float) else value), "num")
-                        + _cell(_e(format_value("loss", trial.get("mean_val_loss"))), "num best" if chosen else "num")
-                        + _cell(_e(trial.get("cells_ok", "—")), "num") + _cell("chosen" if chosen else ""))
+    swept, unswept = sweep_rows(view)
+    rows = [_cell(_e(r.method)) + _cell(_e(r.value), "num") + _cell(_e(r.mean_val_loss), "num best" if r.chosen else "num")
+            + _cell(_e(r.cells_ok), "num") + _cell("chosen" if r.chosen else "") for r in swept]
     if rows:
         parts.append(_table(["Method", _e(parameter), "Mean val loss", "Seeds ok", ""], rows))
     if unswept:

@@ -8,8 +8,8 @@ from typing import Any
 from tuning_bench.report.plots import plot_files
 from tuning_bench.run.records import RunDocument, as_document
 from tuning_bench.report.verdicts import VERDICT_HEADER, verdict_rows, verdicts_of
-from tuning_bench.report.tables import (DEFINITIONS, TaskView, best_methods, build_tasks, failed_cells, display_value,
-                                        format_value, measurement_facts, method_label, method_settings, pending_note)
+from tuning_bench.report.tables import (DEFINITIONS, sweep_rows, TaskView, best_methods, build_tasks, failed_cells, display_value,
+                                        measurement_facts, method_label, method_settings, pending_note)
 
 SAMPLE_CHARS = 300  # a long generation would make the side-by-side table unreadable; the JSON has it whole
 
@@ -76,18 +76,9 @@ def _sweep_section(view: TaskView) -> list[str]:
     lines = ["### Sweep", "",
              f"Tried values of `{md_text(parameter)}` per method; chosen by {md_text(selected_by)}. "
              "The table above uses only the chosen trial's cells.", ""]
-    rows = []
-    unswept = []
-    for entry in view.sweep:
-        tried = [t for t in entry.get("tried") or [] if t.get("trial")]
-        if not tried:
-            unswept.append(entry["method"])
-            continue
-        for trial in tried:
-            chosen = trial.get("trial") == entry.get("chosen")
-            loss = format_value("loss", trial.get("mean_val_loss"))
-            rows.append([md_text(entry["method"]), md_text(_value(trial.get("value"))),
-                         f"**{loss}**" if chosen else loss, str(trial.get("cells_ok", "—")), "chosen" if chosen else ""])
+    swept, unswept = sweep_rows(view)
+    rows = [[md_text(r.method), md_text(r.value), f"**{r.mean_val_loss}**" if r.chosen else r.mean_val_loss, r.cells_ok,
+             "chosen" if r.chosen else ""] for r in swept]
     if rows:
         lines += _table(["Method", md_text(parameter), "Mean val loss", "Seeds ok", ""], rows,
                         ["left", "right", "right", "right", "left"])
@@ -96,9 +87,6 @@ def _sweep_section(view: TaskView) -> list[str]:
         lines += [f"Not swept (no `{md_text(parameter)}`): {', '.join(md_text(m) for m in unswept)}.", ""]
     return lines
 
-
-def _value(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _samples_section(view: TaskView) -> list[str]:

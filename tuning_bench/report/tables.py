@@ -499,3 +499,30 @@ def method_settings(data: RunDocument | dict[str, Any]) -> list[tuple[str, str]]
     configs = as_document(data).run.method_configs or {}
     return [(method, _join(f"{k}={v}" for k, v in config.items()) if config else "no options")
             for method, config in configs.items()]
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One tried value of a sweep, for one method: what the Markdown and HTML sweep tables show."""
+
+    method: str
+    value: str  # the tried value, formatted ("0.003")
+    mean_val_loss: str  # formatted, "—" when no cell finished
+    cells_ok: str
+    chosen: bool
+
+
+def sweep_rows(view: TaskView) -> tuple[list[SweepRow], list[str]]:
+    """The tried values of every swept method, and the methods that were not swept (no such option)."""
+    rows, unswept = [], []
+    for entry in view.sweep:
+        tried = [t for t in entry.get("tried") or [] if t.get("trial")]
+        if not tried:
+            unswept.append(entry["method"])
+        for trial in tried:
+            value = trial.get("value")
+            rows.append(SweepRow(entry["method"], f"{value:g}" if isinstance(value, float) else str(value),
+                                 format_value("loss", trial.get("mean_val_loss")), str(trial.get("cells_ok", "—")),
+                                 trial.get("trial") == entry.get("chosen")))
+    return rows, unswept
+
