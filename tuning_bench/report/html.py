@@ -13,8 +13,9 @@ from typing import Any
 from tuning_bench.report.plots import Plot, render_plots
 from tuning_bench.report.verdicts import VERDICT_HEADER, verdict_rows, verdicts_of
 from tuning_bench.run.records import RunDocument, as_document
-from tuning_bench.report.tables import (DEFINITIONS, sweep_rows, TaskView, best_methods, build_tasks, failed_cells, display_value,
-                                        measurement_facts, method_label, method_settings, pending_note)
+from tuning_bench.report.facts import DEFINITIONS, measurement_facts, method_settings
+from tuning_bench.report.tables import (TaskView, best_methods, build_tasks, display_value, failed_cells, method_label,
+                                        pending_note, sweep_rows)
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto; max-width: 82rem;

@@ -139,7 +139,8 @@ def method_names(data: RunDocument | dict[str, Any]) -> list[str]:
     return names
 
 
-def _number(value: Any) -> float | None:
+def to_number(value: Any) -> float | None:
+    """A finite number, or None for anything else (missing, NaN, inf, a string, a bool)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return value if math.isfinite(value) else None
@@ -163,7 +164,7 @@ def cell_values(cell: CellRecord) -> dict[str, float | None]:
         "saved_bytes": m.saved_bytes,
         "latency_seconds": m.latency_seconds,
     }
-    return {k: _number(v) for k, v in values.items()}
+    return {k: to_number(v) for k, v in values.items()}
 
 
 def _task_info(document: RunDocument, task: str, cells: list[CellRecord]) -> dict[str, Any]:
@@ -180,8 +181,8 @@ def _row(method: str, cells: list[CellRecord], metrics: list[str]) -> MethodRow:
     ok = [c for c in cells if c.ok]
     per_cell = [cell_values(c) for c in ok]
     values = {key: mean_std(v[key] for v in per_cell)[0] for key in [c.key for c in COST_COLUMNS] + ["steps_to_best"]}
-    quality = {name: mean_std(_number(c.quality.get(name)) for c in ok)[0] for name in metrics}
-    headline = Stat(*mean_std(_number(c.headline.value) for c in ok))
+    quality = {name: mean_std(to_number(c.quality.get(name)) for c in ok)[0] for name in metrics}
+    headline = Stat(*mean_std(to_number(c.headline.value) for c in ok))
     trials = sorted({c.trial or "" for c in cells})
     return MethodRow(method=method, trial=", ".join(t for t in trials if t), cells=len(cells), ok=len(ok),
                      trains=any(c.measurements.trained for c in ok),
@@ -203,10 +204,10 @@ def mean_curve(method: str, cells: list[CellRecord]) -> Curve:
         if cell.curves is None:
             continue
         for index, loss in enumerate(cell.curves.train_loss or []):
-            if _number(loss) is not None:
+            if to_number(loss) is not None:
                 by_step.setdefault(index + 1, []).append(loss)
         for point in cell.curves.val_loss or []:
-            if len(point) == 2 and _number(point[1]) is not None:
+            if len(point) == 2 and to_number(point[1]) is not None:
                 val_by_step.setdefault(int(point[0]), []).append(point[1])
     train_steps = sorted(by_step)
     val_steps = sorted(val_by_step)
@@ -248,7 +249,7 @@ def build_tasks(data: RunDocument | dict[str, Any]) -> list[TaskView]:
         higher = bool(info.get("higher_is_better", True))
         listed = [m for m in info.get("metrics") or [] if m != headline]
         found = sorted({name for c in cells if c.ok for name in c.quality
-                        if name != headline and _number(c.quality[name]) is not None})
+                        if name != headline and to_number(c.quality[name]) is not None})
         metrics = listed + [m for m in found if m not in listed]
         by_method: dict[str, list[CellRecord]] = {}
         for cell in cells:
@@ -407,98 +408,6 @@ def pending_note(data: RunDocument | dict[str, Any]) -> tuple[str, list[str]] | 
     how = "was interrupted" if document.interrupted else "is incomplete"
     return (f"This run {how}: {len(pending)} cell(s) have no result yet, so the figures below are partial. "
             "Run the same tbench run command again to finish them.", pending)
-
-
-# --- "How measured" -------------------------------------------------------------------------
-
-DEFINITIONS = (
-    ("Quality", "The headline metric is computed per cell on the test split (its first eval-examples examples); the "
-                "table shows its mean ± sample standard deviation over seeds, and n counts the seeds that finished."),
-    ("Losses", "Train loss is the loss of the last training step; validation loss is the mean target-token loss on "
-               "the validation examples after training (for baselines, of the unchanged model)."),
-    ("Trainable parameters", "Parameters that receive gradients after the method adapted the model, and their share "
-                             "of all parameters of the adapted model."),
-    ("Peak memory", "Peak memory on CPU is the process's resident high-water mark (VmHWM) during the phase, reset "
-                    "between phases (so it includes the model and the Python process); on CUDA it is "
-                    "torch.cuda.max_memory_allocated, reset between phases."),
-    ("Training time", "Training time is the sum of the optimiser step times, validation excluded; tokens/s is the "
-                      "non-padding tokens of the training batches divided by that time."),
-    ("Steps/time to best", "The step of the lowest validation loss and the training time up to it (means over "
-                           "seeds); with early stopping (--patience) that state is the one evaluated, without it the "
-                           "final state is evaluated and this only reads the validation curve."),
-    ("Saved size", "Saved size is the bytes of the weight files the method saves (0 for methods that only change "
-                   "the prompt)."),
-    ("Latency", "Latency is the wall time to answer one test example at batch size 1 (greedy generation for "
-                "causal models, one forward pass for encoders)."),
-)
-
-
-def _join(values: Any) -> str:
-    return ", ".join(str(v) for v in values) if values else "—"
-
-
-def _text(value: Any) -> str:
-    return "—" if value is None else str(value)
-
-
-def measurement_facts(data: RunDocument | dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, value) pairs describing where and how the record was measured, all from the record."""
-    document = as_document(data)
-    run = document.run
-    env = document.environment  # measure.environment(): free-form, and grows with the platform
-    packages = env.get("packages") or {}
-    formats = sorted({str(c.prompt.get("format")) for c in document.cells if c.prompt.get("format")})
-    prompt_format = _text(run.prompt_format) + (f" (resolved: {', '.join(formats)})" if formats else "")
-    fingerprints = run.task_fingerprints or {}
-    tasks = [f"{t} ({fingerprints[t]})" if t in fingerprints else t for t in run.tasks or []]
-    eval_examples = run.eval_examples
-    validation = f"{_text(run.val_examples)} examples"
-    if run.val_every:
-        validation += f", every {run.val_every} steps and at the end"
-    if run.patience:
-        validation += (f"; early stopping after {run.patience} validations without an improvement of at least "
-                       f"{run.min_delta or 0:g}, best state evaluated")
-    steps = _text(run.steps)
-    if run.epochs:
-        resolved = sorted({c.config.get("steps") for c in document.cells} - {None})
-        steps = f"{run.epochs} epochs ({_join(resolved)} steps)"
-    total, cached = run.cells_total, run.cells_cached
-    cells = "—" if total is None else f"{total} total: {cached or 0} reused from cache, {total - (cached or 0)} run"
-    facts = [
-        ("Command", _text(document.command)),
-        ("Recorded", _text(document.created)),
-        ("Device", f"{run.device if run.present('device') else env.get('device', '—')} — {env.get('device_name', '—')}"),
-        ("Precision", _text(run.precision)),
-        ("Torch threads", str(env.get("torch_threads", "—"))),
-        ("Platform", str(env.get("platform", "—"))),
-        ("Packages", _join(f"{name} {version}" for name, version in packages.items())),
-        ("Project commit", str(env.get("project_commit", "—"))),
-        ("Model", f"{_text(run.model)} (fingerprint {_text(run.model_fingerprint)})"),
-        ("Tasks", _join(tasks)),
-        ("Methods", _join(run.methods)),
-        ("Seeds", _join(run.seeds)),
-        ("Training steps", steps),
-        ("Batch size", _text(run.batch_size)),
-        ("Eval examples", {0: "whole test split", None: "—"}.get(eval_examples, str(eval_examples))),
-        ("Validation", validation),
-        ("Max length", _text(run.max_length)),
-        ("Prompt format", prompt_format),
-        ("Executor", _text(run.executor)),
-        ("Wall time", format_seconds(_number(run.wall_seconds))),
-        ("Cells", cells),
-    ]
-    sweep = run.sweep
-    if isinstance(sweep, dict):
-        facts.append(("Sweep", f"{sweep.get('parameter', '—')} × {_join(f'{f:.3g}' for f in sweep.get('factors') or [])} "
-                               "of each method's default"))
-    return facts
-
-
-def method_settings(data: RunDocument | dict[str, Any]) -> list[tuple[str, str]]:
-    """Each method's options as run (before any sweep changed the learning rate)."""
-    configs = as_document(data).run.method_configs or {}
-    return [(method, _join(f"{k}={v}" for k, v in config.items()) if config else "no options")
-            for method, config in configs.items()]
 
 
 @dataclass(frozen=True)
