@@ -15,7 +15,7 @@ from test_runner import CountingExecutor, _run, _tbench, settings
 
 from tuning_bench.api.errors import UsageError
 from tuning_bench.run.results import load_results
-from tuning_bench.run.runner import OUT_OVERWRITE_FLAG, check_output_folder
+from tuning_bench.run.output import OUT_OVERWRITE_FLAG, check_output_folder
 
 
 def _children(pid: int) -> set[int]:

@@ -17,7 +17,8 @@ from tuning_bench.api.errors import UsageError
 from tuning_bench.run.executor import InProcessExecutor, LocalExecutor
 from tuning_bench.host.plugins import load_catalog
 from tuning_bench.run.results import REQUIRED_CELL_KEYS, load_results, validate
-from tuning_bench.run.runner import Interrupted, OutputLock, execute, plan_run
+from tuning_bench.run.output import OutputLock
+from tuning_bench.run.runner import Interrupted, execute, plan_run
 from tuning_bench.run.settings import RunSettings
 
 
