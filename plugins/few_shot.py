@@ -8,6 +8,7 @@ class FewShot(Method):
     name = "few-shot"
     description = "Hard-prompt baseline: instruction plus k worked examples from the train split; no training."
     paper = "Brown et al. 2020, Language Models are Few-Shot Learners"
+    decoding = "engine"  # a forward that takes the KV cache: the engine's loop, finished rows leave the batch
     trains = False
     model_kinds = frozenset({ModelKind.CAUSAL_LM})
     options = (

@@ -8,6 +8,7 @@ class FineTune(Method):
     name = "finetune"
     description = "Full fine-tuning: train every weight of the model."
     paper = "Howard & Ruder 2018; Devlin et al. 2019 (fine-tuning pretrained language models)"
+    decoding = "engine"  # a forward that takes the KV cache: the engine's loop, finished rows leave the batch
     options = (
         learning_rate(1.5e-4, "results/sweep-lr-cpu: best of 1.7e-5/5e-5/1.5e-4 for a 12-step budget; Devlin et al. "
                               "2019 use 2e-5 to 5e-5 over several epochs"),

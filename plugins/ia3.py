@@ -9,6 +9,7 @@ class IA3(PeftMethod):
     name = "ia3"
     description = "IA3: learn scaling vectors for keys, values and feed-forward activations; weights frozen."
     paper = "Liu et al. 2022, Few-Shot Parameter-Efficient Fine-Tuning is Better and Cheaper than In-Context Learning"
+    decoding = "engine"  # a forward that takes the KV cache: the engine's loop, finished rows leave the batch
     options = (
         Option("target_modules", list, None, "Modules to rescale; empty means PEFT's default for the architecture.",
                nullable=True, source="Liu et al. 2022: keys, values and the feed-forward output"),

@@ -9,6 +9,7 @@ class LoRA(PeftMethod):
     name = "lora"
     description = "LoRA: learn rank-r updates B·A to attention projections; original weights frozen."
     paper = "Hu et al. 2021, LoRA: Low-Rank Adaptation of Large Language Models"
+    decoding = "engine"  # a forward that takes the KV cache: the engine's loop, finished rows leave the batch
     options = (
         Option("r", int, 8, "Rank of the update.", minimum=1, maximum=1024,
                source="Hu et al. 2021, sec. 7.2: r of 4-8 suffices on W_q and W_v"),

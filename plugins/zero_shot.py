@@ -8,6 +8,7 @@ class ZeroShot(Method):
     name = "zero-shot"
     description = "Hard-prompt baseline: the task's instruction before each input; no training."
     paper = "Radford et al. 2019, Language Models are Unsupervised Multitask Learners"
+    decoding = "engine"  # a forward that takes the KV cache: the engine's loop, finished rows leave the batch
     trains = False
     model_kinds = frozenset({ModelKind.CAUSAL_LM})  # an encoder's new classification head cannot read instructions
 

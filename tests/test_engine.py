@@ -9,7 +9,8 @@ import torch
 
 from tuning_bench.engine.cell import CellSpec, run_cell
 from tuning_bench.engine.data import Encoded, collate_causal, length_bucketed_batches
-from tuning_bench.engine.generation import GenerationSettings, generate_all, generation_guard, reference_greedy
+from tuning_bench.engine.generation import (GenerationSettings, generate_all, generation_guard, reference_greedy,
+                                           teacher_forced_logits)
 from tuning_bench.api.kinds import ModelKind
 from tuning_bench.engine.losses import causal_target_loss
 from tuning_bench.testing import tiny_llama, tiny_tokenizer
@@ -121,16 +122,48 @@ def _settings(tokenizer, padded=True, decoding="generate"):
                               batch_size=4, decoding=decoding if padded else "unpadded", device=torch.device("cpu"))
 
 
-def test_generate_matches_the_no_cache_reference_on_a_padded_batch():
+@pytest.mark.parametrize("decoding", ["generate", "engine"])
+def test_generate_matches_the_no_cache_reference_on_a_padded_batch(decoding):
     tokenizer = tiny_tokenizer()
     model = tiny_llama(tokenizer, seed=3)
     prompts = [tokenizer("Features: red mug").input_ids, tokenizer("Features: a very long blue kettle").input_ids]
-    settings = _settings(tokenizer)
+    settings = _settings(tokenizer, decoding=decoding)
     batched = generate_all(model, prompts, settings)
     for prompt, tokens in zip(prompts, batched):
         expected, _ = reference_greedy(model, prompt, settings, 10)
         assert tokens == expected
     assert generation_guard(model, prompts, settings).passed
+
+
+def test_one_teacher_forced_pass_gives_the_reference_loops_logits():
+    """The guard's single no-cache pass over prompt + answer computes what the greedy reference computes
+    step by step, so checking evaluation's own answers needs no second generation."""
+    tokenizer = tiny_tokenizer()
+    model = tiny_llama(tokenizer, seed=3)
+    prompt = tokenizer("Features: a very long blue kettle").input_ids
+    settings = _settings(tokenizer)
+    answer, steps = reference_greedy(model, prompt, settings, 10)
+    forced = teacher_forced_logits(model, prompt, answer, settings)
+    assert forced.shape[0] == len(answer) + 1
+    for step, logits in enumerate(steps):
+        assert torch.allclose(forced[step], logits, atol=1e-4)
+
+
+def test_guard_checks_every_token_of_the_given_answers_and_where_they_end():
+    tokenizer = tiny_tokenizer()
+    model = tiny_llama(tokenizer, seed=3)
+    prompts = [tokenizer("Features: red mug").input_ids, tokenizer("Features: a very long blue kettle").input_ids]
+    settings = _settings(tokenizer)
+    answers = generate_all(model, prompts, settings)
+    assert generation_guard(model, prompts, settings, answers).passed
+    late = [list(a) for a in answers]
+    late[1][-1] = (late[1][-1] + 1) % 300  # a wrong last token: only a check of every token sees it
+    report = generation_guard(model, prompts, settings, late)
+    assert not report.passed and report.mismatches[0] == {"prompt": 1, "position": len(late[1]) - 1,
+                                                           "expected": answers[1][-1], "generated": late[1][-1]}
+    cut_short = [answers[0], answers[1][:3]]  # ends where the reference goes on
+    report = generation_guard(model, prompts, settings, cut_short)
+    assert not report.passed and report.mismatches[0]["position"] == 3 and report.mismatches[0]["generated"] is None
 
 
 class _DropsThePrompt(torch.nn.Module):
@@ -241,3 +274,42 @@ def test_peft_generate_is_inexact_for_padded_soft_prompts_and_the_engine_loop_is
 
     assert not generation_guard(PeftGenerate(), prompts, settings).passed
     assert generation_guard(adapted, prompts, _settings(tokenizer, decoding="soft-prompt")).passed
+
+
+def test_soft_prompt_rows_that_finish_leave_the_batch_and_the_rest_answer_as_if_alone():
+    from dataclasses import replace
+
+    from peft import PromptTuningConfig, get_peft_model
+
+    tokenizer = tiny_tokenizer()
+    adapted = get_peft_model(tiny_llama(tokenizer, seed=1), PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4))
+    with torch.no_grad():
+        adapted.prompt_encoder["default"].embedding.weight.normal_(0, 1.0)
+    prompts = [tokenizer(text).input_ids for text in
+               ("Features: red mug", "Features: a very long blue kettle", "Features: green lamp shade")]
+    settings = replace(_settings(tokenizer, decoding="soft-prompt"), max_new_tokens=12)
+    free = generate_all(adapted, prompts, settings)
+    # An end token that one row reaches early and another never produces: rows finish at different steps.
+    ender = next(t for t in free[0][1:] if all(t not in row for row in free[1:]))
+    settings = replace(settings, eos_ids=(ender,))
+    batched = generate_all(adapted, prompts, settings)
+    assert len(batched[0]) < len(batched[1]) == 12
+    assert batched == [generate_all(adapted, [p], settings)[0] for p in prompts]
+    assert generation_guard(adapted, prompts, settings, batched).passed
+
+
+def test_the_engine_loop_answers_as_generate_does_while_rows_end_at_different_steps():
+    from dataclasses import replace
+
+    tokenizer = tiny_tokenizer()
+    model = tiny_llama(tokenizer, seed=3)
+    prompts = [tokenizer(text).input_ids for text in
+               ("Features: red mug", "Features: a very long blue kettle", "Features: green lamp shade")]
+    settings = replace(_settings(tokenizer), max_new_tokens=12)
+    free = generate_all(model, prompts, settings)
+    ender = next(t for t in free[0][1:] if all(t not in row for row in free[1:]))
+    settings = replace(settings, eos_ids=(ender,))
+    by_generate = generate_all(model, prompts, settings)
+    by_engine = generate_all(model, prompts, replace(settings, decoding="engine"))
+    assert len(by_engine[0]) < len(by_engine[1]) == 12
+    assert by_engine == by_generate

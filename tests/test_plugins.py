@@ -282,6 +282,18 @@ def test_a_trainable_method_without_learning_rate_is_rejected_naming_the_plugin(
     assert "no-rate" not in catalog.methods and "dummy" in catalog.methods  # its other method still registers
 
 
+def test_a_method_with_an_unknown_decoding_is_rejected_naming_the_choices(fake_plugin):
+    class Beam(Method):
+        name = "beam"
+        description = "asks for a decoding the engine does not have"
+        trains = False
+        decoding = "beam-search"
+
+    fake_plugin("tbench-beam", register_methods=lambda register: register(Beam()))
+    failure = next(f for f in load_catalog().failures if f.plugin == "tbench-beam")
+    assert "decoding = 'beam-search'; use one of generate, engine, unpadded, soft-prompt" in failure.message()
+
+
 # --- registered metrics ------------------------------------------------------------------------------------
 
 

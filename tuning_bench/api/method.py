@@ -29,9 +29,12 @@ class Method:
       trains: False for hard-prompt baselines (no optimiser step; still measured).
       task_kinds, model_kinds: what the method supports; anything else is "not applicable".
       decoding: how the engine generates with the adapted model: "generate" (the model's own
-        ``generate`` in left-padded batches), "unpadded" (``generate``, but only prompts of equal
-        length share a batch) or "soft-prompt" (the engine's own exact decoding loop, for models that
-        prepend virtual tokens: PEFT's ``generate`` shifts them in padded rows).
+        ``generate`` in left-padded batches; the safe default), "engine" (the engine's cached greedy
+        loop through the model's forward, which must take transformers' ``past_key_values``,
+        ``position_ids`` and ``logits_to_keep`` as a causal LM does: finished rows leave the batch, so
+        evaluation is faster), "unpadded" (``generate``, but only prompts of equal length share a
+        batch) or "soft-prompt" (the engine's own loop for models that prepend virtual tokens: PEFT's
+        ``generate`` shifts them in padded rows). The generation guard checks whichever is declared.
 
     What a method may override, each with a default that suits a method which sets
     ``requires_grad`` on some of the model's own parameters:

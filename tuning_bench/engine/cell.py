@@ -270,7 +270,7 @@ def _evaluate_phase(spec: CellSpec, task: Any, method: Any, loaded: Any, adapted
                     log: Any, probe: Any, emit: Emit) -> _Evaluation:
     """Final validation loss, the generation guard, and test quality and one example's latency through the
     strategy for the model kind and task kind."""
-    from tuning_bench.engine.generation import generation_guard, pick_guard_prompts
+    from tuning_bench.engine.generation import generation_guard, pick_guard_indices
     from tuning_bench.engine.strategies import Answerer, generation_settings
     from tuning_bench.engine.trainer import mean_loss
 
@@ -283,18 +283,25 @@ def _evaluate_phase(spec: CellSpec, task: Any, method: Any, loaded: Any, adapted
         final_val = measured[log.state_step]  # measured on the state the model holds (the best, after early stopping)
     else:
         final_val = mean_loss(adapted, data.validation, feeder, spec.batch_size) if data.validation else None
-    guard = None
     settings = None
     if loaded.kind is ModelKind.CAUSAL_LM:
         settings = generation_settings(loaded.tokenizer, loaded.model, data.fmt, spec.max_new_tokens or task.max_new_tokens,
                                        spec.eval_batch_size, method.decoding, feeder)
-        report = generation_guard(adapted, pick_guard_prompts([e.prompt_ids for e in data.test], spec.guard_prompts),
-                                  settings)
+    answerer = Answerer(adapted, loaded.tokenizer, task, feeder, spec.eval_batch_size, settings, data.encoded.label_ids)
+    quality = data.strategy.evaluate(answerer, data.test_examples, data.test)
+    guard = None
+    if loaded.kind is ModelKind.CAUSAL_LM:
+        # The guard checks the answers evaluation produced (every token, one no-cache pass per prompt),
+        # so nothing is generated twice; a classification task generates nothing and is checked on fresh
+        # answers instead.
+        generated = quality.pop("generated_ids", None)
+        prompts = [e.prompt_ids for e in data.test]
+        picked = pick_guard_indices(prompts, spec.guard_prompts)
+        report = generation_guard(adapted, [prompts[i] for i in picked], settings,
+                                  [generated[i] for i in picked] if generated is not None else None)
         guard = report.as_record()
         if not report.passed:
             raise CellFailed(f"generation guard failed: {report.detail}")
-    answerer = Answerer(adapted, loaded.tokenizer, task, feeder, spec.eval_batch_size, settings, data.encoded.label_ids)
-    quality = data.strategy.evaluate(answerer, data.test_examples, data.test)
     latency = data.strategy.latency(answerer, data.test[0].prompt_ids).as_record() if spec.latency else None
     seconds = time.perf_counter() - start
     probe.stop("eval")

@@ -44,6 +44,7 @@ def evaluate_generation(model: Any, tokenizer: Any, task: Task, examples: Sequen
         "references": references,
         "generation_seconds": seconds,
         "generated_tokens": sum(len(o) for o in outputs),
+        "generated_ids": outputs,  # for the generation guard; the cell takes it out before recording
     }
 
 

@@ -24,7 +24,7 @@ class GenerationSettings:
     eos_ids: tuple[int, ...]
     pad_id: int
     batch_size: int
-    decoding: str  # the method's ``Method.decoding``: "generate", "unpadded" or "soft-prompt"
+    decoding: str  # the method's ``Method.decoding``: "generate", "engine", "unpadded" or "soft-prompt"
     device: torch.device
     autocast_dtype: torch.dtype | None = None
 
@@ -101,27 +101,53 @@ def _soft_prompt_generate(model: Any, input_ids: torch.Tensor, attention: torch.
         embeds.append(torch.cat([words[row, :pad], virtual[row].to(words.dtype), words[row, pad:]]))
         masks.append(torch.cat([attention[row, :pad], torch.ones(virtual.shape[1], dtype=attention.dtype, device=device),
                                 attention[row, pad:]]))
-    inputs_embeds, mask = torch.stack(embeds), torch.stack(masks)
+    return _cached_greedy(base, {"inputs_embeds": torch.stack(embeds)}, torch.stack(masks), settings, max_new_tokens)
+
+
+@torch.no_grad()
+def _engine_generate(model: Any, input_ids: torch.Tensor, attention: torch.Tensor, settings: GenerationSettings,
+                     max_new_tokens: int) -> list[list[int]]:
+    """The engine's cached greedy loop over the model's own forward (``decoding = "engine"``)."""
+    return _cached_greedy(model, {"input_ids": input_ids.to(settings.device)}, attention.to(settings.device), settings,
+                          max_new_tokens)
+
+
+def _cached_greedy(model: Any, first: dict[str, torch.Tensor], mask: torch.Tensor, settings: GenerationSettings,
+                   max_new_tokens: int) -> list[list[int]]:
+    """Greedy decoding with the KV cache for left-padded rows, each row leaving the batch at its end token.
+
+    Positions count from each row's first real token (what the row computes alone). A finished row's
+    cache rows are dropped, so later steps cost only the rows still answering; each row's computation
+    is unchanged, as rows never attend to each other. ``generate`` instead carries finished rows to the
+    end of the longest answer (on SmolLM2-135M, 80 product descriptions: bench/RESULTS.md).
+    """
+    device = settings.device
+    rows = mask.shape[0]
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    produced = [[] for _ in range(rows)]
-    done = torch.zeros(rows, dtype=torch.bool, device=device)
+    produced: list[list[int]] = [[] for _ in range(rows)]
+    active = list(range(rows))  # the batch rows still answering, in the order the tensors hold them
     eos = torch.tensor(settings.eos_ids, device=device)
     with _autocast(settings):
-        last_only = {"logits_to_keep": last_positions(1, device)} if supports_logits_to_keep(base) else {}
-        output = base(inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=positions, use_cache=True,
-                      **last_only)
+        last_only = {"logits_to_keep": last_positions(1, device)} if supports_logits_to_keep(model) else {}
+        output = model(**first, attention_mask=mask, position_ids=positions, use_cache=True, **last_only)
+        cache = output.past_key_values
         for _ in range(max_new_tokens):
             token = output.logits[:, -1].argmax(-1)
-            for row in range(rows):
-                if not done[row]:
-                    produced[row].append(int(token[row]))
-            done |= torch.isin(token, eos)
-            if bool(done.all()):
+            for slot, row in enumerate(active):
+                produced[row].append(int(token[slot]))
+            going = ~torch.isin(token, eos)
+            if not bool(going.any()):
                 break
-            mask = torch.cat([mask, torch.ones(rows, 1, dtype=mask.dtype, device=device)], dim=1)
+            if not bool(going.all()):
+                keep = going.nonzero().squeeze(-1)
+                cache.batch_select_indices(keep)
+                active = [active[int(k)] for k in keep]
+                token, mask, positions = token[keep], mask[keep], positions[keep]
+            mask = torch.cat([mask, torch.ones(len(active), 1, dtype=mask.dtype, device=device)], dim=1)
             positions = positions[:, -1:] + 1
-            output = base(input_ids=token.unsqueeze(-1), attention_mask=mask, position_ids=positions,
-                          past_key_values=output.past_key_values, use_cache=True)
+            output = model(input_ids=token.unsqueeze(-1), attention_mask=mask, position_ids=positions,
+                           past_key_values=cache, use_cache=True)
+            cache = output.past_key_values
     return [_cut(row, settings.eos_ids) for row in produced]
 
 
@@ -133,6 +159,8 @@ def generate_batch(model: Any, prompts: Sequence[Sequence[int]], settings: Gener
     width = input_ids.shape[1]
     if settings.decoding == "soft-prompt":
         return _soft_prompt_generate(model, input_ids, attention, settings, max_new_tokens or settings.max_new_tokens)
+    if settings.decoding == "engine":
+        return _engine_generate(model, input_ids, attention, settings, max_new_tokens or settings.max_new_tokens)
     with _autocast(settings):
         output = model.generate(
             input_ids=input_ids.to(settings.device),
@@ -178,6 +206,25 @@ def reference_greedy(model: Any, prompt: Sequence[int], settings: GenerationSett
     return produced, step_logits
 
 
+@torch.no_grad()
+def teacher_forced_logits(model: Any, prompt: Sequence[int], answer: Sequence[int], settings: GenerationSettings
+                          ) -> torch.Tensor:
+    """The logits that choose each answer token and the token after it: (len(answer) + 1, vocabulary).
+
+    One forward pass without a KV cache over prompt + answer, one prompt at a time. Causal attention
+    makes the logits at the position before answer token k a function of prompt + answer[:k] alone,
+    which is exactly what step k of ``reference_greedy`` computes while the two agree; one pass replaces
+    len(answer) + 1 of them.
+    """
+    tensor = torch.tensor([list(prompt) + list(answer)], device=settings.device)
+    keep = len(answer) + 1
+    only_needed = {"logits_to_keep": last_positions(keep, settings.device)} if supports_logits_to_keep(model) else {}
+    with _autocast(settings):
+        logits = model(input_ids=tensor, attention_mask=torch.ones_like(tensor), **only_needed).logits[0]
+    # A soft-prompt model returns logits for its virtual tokens too; the answer's are always the last ones.
+    return logits[-keep:].float().cpu()
+
+
 @dataclass
 class GuardReport:
     """The outcome of the generation guard."""
@@ -209,31 +256,41 @@ def _tie_margin(settings: GenerationSettings, top_logit: float) -> float:
 
 
 def generation_guard(model: Any, prompts: Sequence[Sequence[int]], settings: GenerationSettings,
-                     max_new_tokens: int = 8) -> GuardReport:
-    """Check that ``generate`` (batched exactly as evaluation batches them) equals the no-cache reference."""
+                     generated: Sequence[Sequence[int]] | None = None) -> GuardReport:
+    """Check generated answers token by token against the no-cache greedy reference.
+
+    ``generated`` are the answers evaluation produced for ``prompts`` (batched as evaluation batches
+    them, cut at the end token); without them the prompts are generated here, batched the same way.
+    Every token of each answer is checked, and where an answer ended before ``max_new_tokens``, that the
+    reference ends there too.
+    """
+    if generated is None:
+        generated = generate_all(model, prompts, settings)
     report = GuardReport(passed=True, checked_prompts=len(prompts))
-    generated: list[list[int]] = [[] for _ in prompts]
-    for indices in batches_for(prompts, settings):
-        for index, tokens in zip(indices, generate_batch(model, [prompts[i] for i in indices], settings, max_new_tokens)):
-            generated[index] = tokens
-    for index, prompt in enumerate(prompts):
-        expected, logits = reference_greedy(model, prompt, settings, max_new_tokens)
-        got = generated[index]
-        for position in range(max(len(expected), len(got))):
-            want = expected[position] if position < len(expected) else None
-            have = got[position] if position < len(got) else None
-            if want == have:
+    for index, (prompt, answer) in enumerate(zip(prompts, generated)):
+        logits = teacher_forced_logits(model, prompt, answer, settings)
+        ended = len(answer) < settings.max_new_tokens  # cut at an end token rather than at the cap
+        for position in range(len(answer) + (1 if ended else 0)):
+            step = logits[position]
+            top = float(step.max())
+            wanted = int(step.argmax())
+            if position < len(answer):
+                have: int | None = answer[position]
+                matches = wanted == have
+                chosen = float(step[have])
+            else:
+                have = None
+                matches = wanted in settings.eos_ids
+                chosen = max(float(step[e]) for e in settings.eos_ids)
+            if matches:
                 report.compared_tokens += 1
                 continue
-            step = logits[position] if position < len(logits) else None
-            if step is not None:
-                # An answer that ended where the other continued chose an end-of-answer token instead.
-                chosen = float(step[have]) if have is not None else max(float(step[e]) for e in settings.eos_ids)
-                if float(step.max()) - chosen <= _tie_margin(settings, float(step.max())):
-                    report.near_ties += 1
-                    break
+            if top - chosen <= _tie_margin(settings, top):
+                report.near_ties += 1
+                break
             report.passed = False
-            report.mismatches.append({"prompt": index, "position": position, "expected": want, "generated": have})
+            expected = None if wanted in settings.eos_ids else wanted
+            report.mismatches.append({"prompt": index, "position": position, "expected": expected, "generated": have})
             break
     if not report.passed:
         first = report.mismatches[0]
@@ -242,8 +299,9 @@ def generation_guard(model: Any, prompts: Sequence[Sequence[int]], settings: Gen
     return report
 
 
-def pick_guard_prompts(prompts: Sequence[Sequence[int]], count: int = 2) -> list[Sequence[int]]:
-    """The shortest and longest prompts (and more between, up to ``count``): a padded batch is part of the check."""
+def pick_guard_indices(prompts: Sequence[Sequence[int]], count: int = 2) -> list[int]:
+    """Indices of the shortest and longest prompts (and more between, up to ``count``): a padded batch is
+    part of the check."""
     if not prompts:
         return []
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
@@ -252,4 +310,9 @@ def pick_guard_prompts(prompts: Sequence[Sequence[int]], count: int = 2) -> list
     for index in picks:
         if index not in seen:
             seen.append(index)
-    return [prompts[i] for i in seen[:count]]
+    return seen[:count]
+
+
+def pick_guard_prompts(prompts: Sequence[Sequence[int]], count: int = 2) -> list[Sequence[int]]:
+    """The prompts ``pick_guard_indices`` picks."""
+    return [prompts[i] for i in pick_guard_indices(prompts, count)]

@@ -9,11 +9,18 @@ from tuning_bench.api.method import Method
 from tuning_bench.api.task import Task
 
 
+DECODINGS = ("generate", "engine", "unpadded", "soft-prompt")
+
+
 def method_problem(method: Method) -> str | None:
-    """A trainable method must declare its learning rate (the trainer and ``--sweep lr`` read it)."""
+    """A trainable method must declare its learning rate (the trainer and ``--sweep lr`` read it), and
+    every method a decoding the engine knows."""
     if method.trains and not any(option.name == "learning_rate" for option in method.options):
         return (f"method '{method.name}' trains but has no learning_rate option; add "
                 "learning_rate(DEFAULT, SOURCE) from tuning_bench.api.method to its options, or set trains = False")
+    if method.decoding not in DECODINGS:
+        return (f"method '{method.name}' declares decoding = {method.decoding!r}; use one of "
+                f"{', '.join(DECODINGS)} (see tuning_bench.api.method.Method)")
     return None
 
 

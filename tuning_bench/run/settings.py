@@ -90,7 +90,7 @@ SETTINGS: tuple[Setting, ...] = (
             minimum=0, per_cell=True),
     Setting("min_delta", "float", 0.0, "The least drop in validation loss that counts as an improvement.", minimum=0,
             per_cell=True),
-    Setting("eval_batch_size", "int", 20, "Evaluation batch size.", minimum=1, per_cell=True, flag=None),
+    Setting("eval_batch_size", "int", 128, "Evaluation batch size (most rows per batch; batches are split evenly).", minimum=1, per_cell=True, flag=None),
     Setting("device", "str", "auto", "auto, cpu, cuda or cuda:N.", per_cell=True, cell_value="cpu"),
     Setting("precision", "str", "auto", "auto: bf16 autocast on CUDA, and on a CPU where a short probe measures it faster; else fp32.", choices=("auto", "fp32", "bf16"), per_cell=True,
             cell_value="fp32"),
