@@ -4,7 +4,7 @@ Each command runs in a fresh output directory (nothing cached), with the model a
 breakdown comes from the run's results.json: per phase, summed over cells; "process and runner" is
 the rest (interpreter start-up, fork server, hash verification, writing results and reports).
 
-Usage: python bench/end_to_end.py [--which default,quick] [--out bench/end_to_end.json]
+Usage: python bench/end_to_end.py [--which default,quick] [--out bench/end_to_end.json] [--default-out DIR]
 """
 
 from __future__ import annotations
@@ -45,11 +45,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--which", default="quick,default")
     parser.add_argument("--out", default=str(Path(__file__).parent / "end_to_end.json"))
+    parser.add_argument("--default-out", default=None,
+                        help="a new folder for the default run's output (kept, e.g. results/default-cpu); "
+                             "otherwise a temporary one")
     args = parser.parse_args()
+    if args.default_out and Path(args.default_out).exists():
+        raise SystemExit(f"--default-out {args.default_out} exists; name a new folder")
     report = {"environment": environment_line(), "runs": {}}
     print(report["environment"], flush=True)
     for name in args.which.split(","):
-        with tempfile.TemporaryDirectory() as scratch:
+        with tempfile.TemporaryDirectory() as temporary:
+            scratch = args.default_out if name == "default" and args.default_out else temporary
             command = [sys.executable, "-m", "tuning_bench", "run", *COMMANDS[name], "--out", scratch]
             start = time.perf_counter()
             completed = subprocess.run(command, capture_output=True, text=True)
@@ -62,6 +68,9 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "tuning_bench", "report", scratch], check=True, capture_output=True)
             report_seconds = time.perf_counter() - report_start
         parts = breakdown(results, wall)
+        if name == "default" and args.default_out:
+            Path(args.default_out, "wall-time.txt").write_text(
+                f"{wall:.1f} s wall (bench/end_to_end.py, `tbench run` in a fresh output folder), {report['environment']}\n")
         report["runs"][name] = {"command": "tbench run " + " ".join(COMMANDS[name]), "wall_seconds": wall,
                                 "cells": len(results["cells"]), "breakdown_seconds": parts,
                                 "tbench_report_seconds": report_seconds}

@@ -119,7 +119,7 @@ def test_epochs_resolve_to_steps_per_task_in_the_plan(tiny, tmp_path):
     plan = plan_run(settings, load_catalog())
     steps = {job.spec.task: job.spec.steps for job in plan.jobs}
     assert steps == {"tiny-gen": 2 * (48 // 8), "tiny-cls": 2 * (20 // 8)}
-    assert {job.spec.task: job.spec.val_every for job in plan.jobs} == {"tiny-gen": 6, "tiny-cls": 2}
+    assert {job.spec.task: job.spec.val_every for job in plan.jobs} == {"tiny-gen": 12 // 4, "tiny-cls": 4 // 4}  # four times
     stopping = plan_run(RunSettings(**{**settings.__dict__, "patience": 2}), load_catalog())
     assert {job.spec.task: job.spec.val_every for job in stopping.jobs} == {"tiny-gen": 1, "tiny-cls": 1}
 

@@ -130,7 +130,7 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
     for task_name in task_names:
         steps = (epoch_steps(settings.epochs, len(tasks[task_name].splits()["train"]), settings.batch_size)
                  if settings.epochs else settings.steps)
-        val_every = settings.val_every or max(1, steps // (10 if settings.patience else 2))
+        val_every = settings.val_every or max(1, steps // (10 if settings.patience else 4))  # a curve, cheaply
         for method_name in methods:
             method = catalog.methods.get(method_name)
             trials: list[tuple[str, dict[str, Any]]] = [("", method_configs[method_name])]
