@@ -57,6 +57,16 @@ def test_readme_option_table_matches_the_run_command():
     assert documented == flags
 
 
+def test_readme_option_table_gives_each_numeric_default_as_the_settings_table_does():
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("`tbench run` options", 1)[1].split("\n\n", 2)[1]
+    rows = dict(re.findall(r"^\| `(--[a-z-]+)[^|]*\| ([^|]+) \|", table, flags=re.M))
+    numeric = [s for s in SETTINGS if s.cli_flag in rows and s.kind in ("int", "float") and not s.default_text]
+    assert {"--steps", "--eval-examples", "--batch-size"} <= {s.cli_flag for s in numeric}
+    for setting in numeric:
+        assert float(rows[setting.cli_flag].split()[0]) == setting.default, setting.cli_flag
+
+
 def test_cache_key_leaves_out_only_what_does_not_change_results():
     from tuning_bench.run.runner import _cell_key
 
