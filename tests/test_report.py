@@ -369,3 +369,97 @@ def test_memory_uses_human_units_and_cuda_allocated_peaks():
     train_index = 3 + [c.key for c in COST_COLUMNS].index("train_peak_bytes")
     assert rows["lora"][train_index] == "2.00 GiB" and rows["lora"][train_index + 1] == "1.00 GiB"
     assert rows["zero-shot"][train_index] == "—"
+
+
+def one_seed_with_verdict() -> dict:
+    """gen-results.json cut to seed 0, with per-example scores (schema 2) so that the verdict has intervals."""
+    data = load("gen-results.json")
+    seed = data["run"]["seeds"][0]
+    data["cells"] = [c for c in data["cells"] if c["seed"] == seed]
+    data["run"]["seeds"] = [seed]
+    data["schema_version"] = 2
+    methods = data["run"]["methods"]
+    for cell in data["cells"]:
+        scores = [min(1.0, 0.05 * methods.index(cell["method"]) + 0.01 * (i % 9)) for i in range(30)]
+        cell["headline"]["value"] = cell["quality"]["rouge_l"] = statistics.fmean(scores)
+        cell["predictions"] = [""] * 30
+        cell["per_example"] = {"index": list(range(30)), "references": [""] * 30, "scores": {"rouge_l": scores},
+                               "statistics": {}}
+    data.pop("verdicts", None)
+    return validate(data, "one seed")
+
+
+def test_one_seed_shows_the_mean_alone_and_the_verdicts_interval():
+    from tuning_bench.report.verdicts import verdicts_of
+
+    data = one_seed_with_verdict()
+    intervals = {m: v["ci95"] for m, v in verdicts_of(data)[0]["methods"].items()}
+    markdown = render_markdown(data)
+    assert "± 0.000" not in markdown
+    header = next(line for line in markdown.splitlines() if line.startswith("| Method | n |"))
+    assert header.startswith("| Method | n | rouge\\_l | 95 % CI |")
+    for row in table_rows(markdown, "| Method | n |"):
+        mean = [c for c in data["cells"] if c["method"] == row[0]][0]["headline"]["value"]
+        low, high = intervals[row[0]]
+        assert row[2].strip("*") == f"{mean:.3f}" and row[3] == f"[{low:.3f}, {high:.3f}]"
+    page = without_sort_script(render_html(data, plots={}))
+    assert "± 0.000" not in page and "<th>95 % CI</th>" in page
+    text = text_of(terminal_tables(data))
+    assert "±" not in text and "one seed" in text
+
+
+@pytest.mark.parametrize("name", ["gen-results.json", "cls-sweep-results.json", "one seed"])
+def test_terminal_tables_fit_80_columns(name):
+    from tuning_bench.report import terminal_verdicts
+
+    data = one_seed_with_verdict() if name == "one seed" else load(name)
+    console = Console(record=True, width=80, color_system=None, file=open("/dev/null", "w"))
+    for item in [*terminal_verdicts(data), *terminal_tables(data)]:
+        console.print(item)
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert not any("…" in line for line in lines), "nothing is cut"
+    start = next(i for i, line in enumerate(lines) if "Params" in line)
+    header, body = lines[start], lines[start + 2:]
+    for method in data["run"]["methods"]:  # each method's row is one line: name, headline and the four costs
+        assert any(line.split()[:1] == [method] and len(line.split()) >= 6 for line in body), method
+    assert all(h in header for h in ("Params", "Peak GiB", "Train s", "Latency ms"))
+
+
+def test_report_html_tables_sort_by_their_raw_values(tmp_path):
+    """The inline script, run by node on a minimal stand-in for the DOM: a click on a header orders rows
+    by data-v (bytes, not their "MiB/GiB" text), again reverses, and missing values stay last."""
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the sort script is checked in a browser by hand")
+    harness = """
+    function cell(text, v) { return { textContent: text, getAttribute: function (n) { return n === "data-v" ? v : null; } }; }
+    function row(name, text, v) { return { name: name, cells: [cell(name, null), cell(text, v)] }; }
+    var rows = [row("a", "900.0 MiB", "943718400"), row("b", "—", ""), row("c", "1.50 GiB", "1610612736"),
+                row("d", "12.0 KiB", "12288")];
+    var body = { rows: rows, appendChild: function (r) { this.rows.splice(this.rows.indexOf(r), 1); this.rows.push(r); } };
+    function header() {
+      var attrs = {}, handlers = {};
+      return { setAttribute: function (k, v) { attrs[k] = v; }, getAttribute: function (k) { return k in attrs ? attrs[k] : null; },
+               removeAttribute: function (k) { delete attrs[k]; }, addEventListener: function (k, f) { handlers[k] = f; },
+               click: function () { handlers.click(); } };
+    }
+    var headers = [header(), header()];
+    headers.forEach = Array.prototype.forEach;
+    var table = { tBodies: [body], querySelectorAll: function () { return headers; } };
+    var document = { querySelectorAll: function () { return [table]; } };
+    SCRIPT
+    var order = [];
+    headers[1].click(); order.push(body.rows.map(function (r) { return r.name; }).join(""));
+    headers[1].click(); order.push(body.rows.map(function (r) { return r.name; }).join(""));
+    headers[0].click(); order.push(body.rows.map(function (r) { return r.name; }).join(""));
+    console.log(order.join(" "));
+    """.replace("SCRIPT", SORT_SCRIPT)
+    script = tmp_path / "sort.js"
+    script.write_text(harness, encoding="utf-8")
+    result = subprocess.run([node, str(script)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["dacb", "cadb", "abcd"]
