@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import math
 import re
 import statistics
 from pathlib import Path
@@ -21,7 +22,7 @@ from rich.console import Console
 from tuning_bench.report import compare_runs, render_html, render_markdown, terminal_tables, write_reports
 from tuning_bench.report.compare import unmatched_cells
 from tuning_bench.report.html import SORT_SCRIPT
-from tuning_bench.report.plots import params_plot
+from tuning_bench.report.plots import memory_plot, params_plot
 from tuning_bench.report.tables import COST_COLUMNS, best_methods, build_tasks, format_bytes, pareto_front
 from tuning_bench.run.results import selected_cells, validate
 
@@ -209,6 +210,27 @@ def test_params_plot_shows_zero_parameter_baselines_at_a_floor():
     assert xs.count(smallest / 10) == 2  # zero-shot and few-shot, one decade below ia3
     assert axes.get_xscale() == "log"
     assert any("0 trainable parameters" in t.get_text() for t in axes.texts)
+
+
+@pytest.mark.parametrize(("peaks", "unit"), [((1.12, 1.68, 2.24, 0.71), "GiB"), ((0.45, 0.452, 0.47, 0.3), "MiB")])
+def test_memory_plot_names_methods_in_a_legend_with_round_ticks(peaks, unit):
+    data = vary_headlines(load("gen-results.json"))
+    for cell in data["cells"]:  # two methods at nearly the same spot, as in the report
+        gib = peaks[data["run"]["methods"].index(cell["method"]) % len(peaks)]
+        cell["measurements"]["memory"] = {"device_type": "cpu", "train_peak_rss_bytes": int(gib * 1024 ** 3),
+                                          "eval_peak_rss_bytes": int(gib * 1024 ** 3)}
+    view = build_tasks(data)[0]
+    axes = memory_plot(view, {}).axes[0]
+    assert axes.get_xlabel() == f"peak memory ({unit})"
+    legend = [t.get_text() for t in axes.get_legend().get_texts()]
+    assert sorted(legend[:-1]) == sorted(r.method for r in view.rows) and legend[-1].startswith("Pareto front")
+    assert not [t for t in axes.texts if t.get_text() in legend], "no method name printed at its point"
+    low, high = axes.get_xlim()
+    ticks = [t for t in axes.get_xticks() if low <= t <= high]
+    assert len(ticks) >= 3
+    steps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:])}
+    assert len(steps) == 1 and steps.pop() / 10 ** math.floor(math.log10(ticks[1] - ticks[0])) in (1, 2, 2.5, 5)
+    assert all(round(t / (ticks[1] - ticks[0]), 6).is_integer() for t in ticks), ticks  # multiples of the step
 
 
 def with_problems(data: dict) -> dict:
