@@ -17,7 +17,7 @@ from rich.text import Text
 
 from tuning_bench.report.tables import (COST_COLUMNS, Column, MethodRow, TaskView, best_methods, build_tasks, display_value,
                                         failed_cells, format_bytes, format_count, format_headline, format_seconds,
-                                        method_label, method_names, task_names)
+                                        method_names, task_names)
 from tuning_bench.report.verdicts import VERDICT_HEADER, change_interval, verdict_rows, verdicts_of
 from tuning_bench.run.records import CellRecord, Record, RunDocument, as_document
 
@@ -109,12 +109,9 @@ def _summary_table(view: TaskView, failures: int) -> Table:
     return table
 
 
-TERMINAL_VERDICT_HEADER = ["Method", "Mean", "95 % CI", "Δ to best [95 % CI]", "Seeds", "Verdict"]
-
-
 def _verdict_table(verdict: dict[str, Any]) -> Table:
     table = _compact_table(f"Verdict: {verdict['task']} — {verdict['metric']}")
-    for index, label in enumerate(TERMINAL_VERDICT_HEADER):
+    for index, label in enumerate(VERDICT_HEADER):
         table.add_column(label, justify="left" if index in (0, 5) else "right", no_wrap=index != 0,
                          overflow="fold")
     for row in verdict_rows(verdict):
