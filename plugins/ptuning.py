@@ -16,7 +16,8 @@ class PTuning(PeftMethod):
         Option("encoder_hidden_size", int, 256, "Hidden size of the MLP prompt encoder.", minimum=1, maximum=16384,
                source="PEFT P-tuning guide (128-256)"),
         learning_rate(1e-3, "PEFT P-tuning guide (1e-3 with AdamW); results/sweep-lr-cpu found 3.3e-4 to 3e-3 "
-                            "within noise of each other"),
+                            "within noise of each other; "
+                            "trains without diverging at 48 and 240 steps (results/lr-5x-cpu)"),
     )
 
     def peft_config(self, loaded, task, config):
