@@ -18,7 +18,8 @@ _STATUS_STYLE = {"ok": "green", "failed": "red", "not_applicable": "yellow"}
 
 
 class LiveView(RunView):
-    """Two progress bars (cells, and steps of the current cell) and a line per finished cell."""
+    """A progress bar of cells, one of steps per running cell (several with --devices or --jobs), and a
+    line per finished cell."""
 
     def __init__(self) -> None:
         self.cells = Progress(TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -28,8 +29,9 @@ class LiveView(RunView):
                               TimeRemainingColumn(), console=stderr)
         self.live: Live | None = None
         self.cells_task = None
-        self.step_task = None
-        self.cell_started = 0.0
+        self.step_tasks: dict[str, Any] = {}  # job key -> its steps bar, while the cell runs
+        self.cell_started: dict[str, float] = {}
+        self.devices: dict[str, str] = {}  # job key -> the device it runs on, shown when cells run side by side
 
     def prepare(self, plan: Plan, todo: list[CellJob], done: list[CellJob]) -> None:
         if done:
@@ -38,28 +40,42 @@ class LiveView(RunView):
             return
         if plan.precision_choice and plan.precision_choice.warning:
             warn(escape(plan.precision_choice.warning))
-        stderr.print(f"running {len(todo)} cells on {plan.jobs[0].spec.device} ({plan.jobs[0].spec.precision}), "
-                     f"{plan.settings.steps} steps each, results in {plan.out_dir}")
+        where = plan.jobs[0].spec.device
+        if len(plan.slots) > 1:
+            where = f"{len(plan.slots)} slots side by side ({', '.join(slot.label for slot in plan.slots)})"
+        self.parallel = len(plan.slots) > 1
+        stderr.print(escape(f"running {len(todo)} cells on {where} ({plan.jobs[0].spec.precision}), "
+                            f"{plan.settings.steps} steps each, results in {plan.out_dir}"))
         self.cells_task = self.cells.add_task("cells", total=len(todo))
         self.live = Live(Group(self.cells, self.steps), console=stderr, refresh_per_second=4, transient=True)
         self.live.start()
 
-    def start(self, job: CellJob, index: int, total: int) -> None:
-        self.cell_started = time.perf_counter()
-        if self.step_task is not None:
-            self.steps.remove_task(self.step_task)
-        self.step_task = self.steps.add_task(f"{escape(job.spec.label)}: starting", total=None, loss="")
+    parallel = False
+
+    def _name(self, job: CellJob) -> str:
+        device = self.devices.get(job.key)
+        return escape(f"{job.spec.label} on {device}" if self.parallel and device else job.spec.label)
+
+    def start(self, job: CellJob, index: int, total: int, device: str | None = None) -> None:
+        self.cell_started[job.key] = time.perf_counter()
+        if device:
+            self.devices[job.key] = device
+        if not self.parallel:  # one cell at a time: its bar stays until the next starts, as before
+            for key in list(self.step_tasks):
+                self.steps.remove_task(self.step_tasks.pop(key))
+        self.step_tasks[job.key] = self.steps.add_task(f"{self._name(job)}: starting", total=None, loss="")
 
     def event(self, job: CellJob, event: dict[str, Any]) -> None:
-        if self.step_task is None:
+        task = self.step_tasks.get(job.key)
+        if task is None:
             return
         if event.get("event") == "phase":
-            self.steps.update(self.step_task, description=f"{escape(job.spec.label)}: {event['phase']}",
+            self.steps.update(task, description=f"{self._name(job)}: {event['phase']}",
                               total=event.get("total"), completed=0 if event.get("total") else None)
         elif event.get("event") == "warning" and self.live:
             self.live.console.print(f"[yellow]warning:[/] {escape(job.spec.label)}: {escape(event['message'])}", highlight=False)
         elif event.get("event") == "step":
-            self.steps.update(self.step_task, completed=event["step"], total=event["total"],
+            self.steps.update(task, completed=event["step"], total=event["total"],
                               loss=f"loss {event['loss']:.3f}")
 
     def finish(self, job: CellJob, record: dict[str, Any]) -> None:
@@ -67,8 +83,10 @@ class LiveView(RunView):
         headline = record.get("headline") or {}
         value = headline.get("value")
         detail = f"{headline.get('metric')} {value:.4g}" if isinstance(value, (int, float)) else (record.get("error") or "")
-        seconds = time.perf_counter() - self.cell_started
-        message = (f"[{_STATUS_STYLE.get(status, 'red')}]{status:>14}[/] {escape(job.spec.label)}  {escape(detail)}"
+        seconds = time.perf_counter() - self.cell_started.pop(job.key, time.perf_counter())
+        if self.parallel and job.key in self.step_tasks:  # side by side: a finished cell's bar makes room
+            self.steps.remove_task(self.step_tasks.pop(job.key))
+        message = (f"[{_STATUS_STYLE.get(status, 'red')}]{status:>14}[/] {self._name(job)}  {escape(detail)}"
                    f"  ({seconds:.0f} s)")
         if self.live:
             self.live.console.print(message, highlight=False)
