@@ -242,6 +242,7 @@ def test_jobs_flag_plans_pinned_slots_and_records_them(tiny, tmp_path):
     assert [slot.cpus for slot in plan.slots] == [tuple(cores[:share]), tuple(cores[share:2 * share])]
     data = execute(plan, prepare_model=False)
     assert data["run"]["slots"] == [slot.label for slot in plan.slots]
+    assert "2 cells at a time" in (tmp_path / "run" / "report.md").read_text()
     # threads 0 means one per core of the cell's share: the pinned process sees only its cores
     assert data["cells"][0]["environment"]["torch_threads"] == share
 
