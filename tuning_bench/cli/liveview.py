@@ -31,7 +31,7 @@ class LiveView(RunView):
         self.cells_task = None
         self.step_tasks: dict[str, Any] = {}  # job key -> its steps bar, while the cell runs
         self.cell_started: dict[str, float] = {}
-        self.devices: dict[str, str] = {}  # job key -> the device it runs on, shown when cells run side by side
+        self.devices: dict[str, str] = {}  # job key -> its device or core share, shown when cells run side by side
 
     def prepare(self, plan: Plan, todo: list[CellJob], done: list[CellJob]) -> None:
         if done:
@@ -56,10 +56,10 @@ class LiveView(RunView):
         device = self.devices.get(job.key)
         return escape(f"{job.spec.label} on {device}" if self.parallel and device else job.spec.label)
 
-    def start(self, job: CellJob, index: int, total: int, device: str | None = None) -> None:
+    def start(self, job: CellJob, index: int, total: int, where: str | None = None) -> None:
         self.cell_started[job.key] = time.perf_counter()
-        if device:
-            self.devices[job.key] = device
+        if where:
+            self.devices[job.key] = where
         if not self.parallel:  # one cell at a time: its bar stays until the next starts, as before
             for key in list(self.step_tasks):
                 self.steps.remove_task(self.step_tasks.pop(key))

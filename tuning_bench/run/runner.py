@@ -323,8 +323,8 @@ class RunView:
     """What a run reports as it goes; the CLI passes a rich live view, tests a silent one."""
 
     def prepare(self, plan: Plan, todo: list[CellJob], done: list[CellJob]) -> None: ...
-    def start(self, job: CellJob, index: int, total: int, device: str | None = None) -> None:
-        """Cell ``index`` of ``total`` started (on ``device``, when the executor says which)."""
+    def start(self, job: CellJob, index: int, total: int, where: str | None = None) -> None:
+        """Cell ``index`` of ``total`` started (``where``: its device or slot, when the executor says)."""
 
     def event(self, job: CellJob, event: dict[str, Any]) -> None: ...
     def finish(self, job: CellJob, record: dict[str, Any]) -> None: ...
@@ -394,7 +394,8 @@ def execute(plan: Plan, executor: Executor | None = None, view: RunView | None =
 
         def on_event(job: CellJob, event: dict[str, Any]) -> None:
             if event.get("event") == "start":  # cells in parallel slots start out of plan order
-                view.start(job, next(starts, len(todo) - 1), len(todo), device=event.get("device"))
+                view.start(job, next(starts, len(todo) - 1), len(todo),
+                           where=event.get("slot") or event.get("device"))
             else:
                 view.event(job, event)
 

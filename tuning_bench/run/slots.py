@@ -118,7 +118,7 @@ def run_in_slots(jobs: Sequence[CellJob], slots: Sequence[Slot], run_one: RunOne
     """Run ``jobs`` in plan order, one at a time per slot, yielding ``(job, record)`` as each finishes.
 
     Each slot has a thread that takes the next job and calls ``run_one(job, slot, emit, stop)``; the
-    calling thread alone calls ``on_event`` (a ``{"event": "start", "device": ...}`` when a cell starts,
+    calling thread alone calls ``on_event`` (``{"event": "start", "device": ..., "slot": ...}`` when a cell starts,
     then the cell's own events), so the view needs no locks. A ``run_one`` that raises fails only its
     cell. Closing the generator (Ctrl-C) sets ``stop``, which ``run_one`` must honour by ending its
     cell, and waits for the slots to come back; the records already yielded are the run's.
@@ -134,7 +134,7 @@ def run_in_slots(jobs: Sequence[CellJob], slots: Sequence[Slot], run_one: RunOne
                 if not waiting:
                     return
                 job = waiting.popleft()
-            out.put(("start", job, {"event": "start", "device": slot.device}))
+            out.put(("start", job, {"event": "start", "device": slot.device, "slot": slot.label}))
             try:
                 record = run_one(job, slot, lambda event, job=job: out.put(("event", job, event)), stop)
             except Exception as exc:  # a fault in one slot's runner must not stop the others
