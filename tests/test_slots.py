@@ -283,6 +283,32 @@ def test_an_interrupt_keeps_finished_cells_stops_the_running_one_and_resumes(tin
     assert counting.ran == ["tiny-gen/fake-slow/seed 0"] and [c["status"] for c in data["cells"]] == ["ok", "ok"]
 
 
+def test_ctrl_c_in_the_cli_with_two_jobs_keeps_the_finished_cell_and_stops_the_other(tmp_path):
+    import signal
+    import time
+
+    from test_runner import _sigint_as_from_a_terminal, _tbench
+
+    if len(available_cores()) < 2:
+        pytest.skip("needs 2 CPU cores")
+    out = tmp_path / "run"
+    args = ["run", "--model", "tiny-llama", "--tasks", "tiny-gen", "--methods", "fake-slow,zero-shot", "--steps", "1",
+            "--eval-examples", "2", "--jobs", "2", "--out", str(out)]
+    process = _tbench(*args, "--set", "fake-slow.seconds=600", preexec_fn=_sigint_as_from_a_terminal)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out.exists() and list((out / "cells").glob("*.json"))):
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)  # zero-shot is saved; fake-slow sleeps in the other slot
+    stdout, stderr = process.communicate(timeout=60)  # a hang guard: the 600 s cell must be stopped, not awaited
+    assert process.returncode == 130, stderr
+    assert "1 of 2 cells are finished and saved" in stderr
+    assert [c["method"] for c in load_results(out)["cells"]] == ["zero-shot"]
+    resumed = _tbench(*args, "--set", "fake-slow.seconds=0")
+    stdout, stderr = resumed.communicate(timeout=180)
+    assert resumed.returncode == 0, stderr
+    assert [c["method"] for c in load_results(out)["cells"]] == ["fake-slow", "zero-shot"]
+
+
 # --- The cache key and the device --------------------------------------------------------------------
 
 def test_the_cache_key_holds_the_device_type_not_its_index():
