@@ -32,6 +32,7 @@ class LiveView(RunView):
         self.step_tasks: dict[str, Any] = {}  # job key -> its steps bar, while the cell runs
         self.cell_started: dict[str, float] = {}
         self.devices: dict[str, str] = {}  # job key -> its device or core share, shown when cells run side by side
+        self.parallel = False  # several slots: a bar per running cell, each named with its slot
 
     def prepare(self, plan: Plan, todo: list[CellJob], done: list[CellJob]) -> None:
         if done:
@@ -49,8 +50,6 @@ class LiveView(RunView):
         self.cells_task = self.cells.add_task("cells", total=len(todo))
         self.live = Live(Group(self.cells, self.steps), console=stderr, refresh_per_second=4, transient=True)
         self.live.start()
-
-    parallel = False
 
     def _name(self, job: CellJob) -> str:
         device = self.devices.get(job.key)
