@@ -341,3 +341,30 @@ def test_two_devices_run_cells_side_by_side(tiny, tmp_path):
     data = execute(plan_run(settings, load_catalog()), prepare_model=False)
     assert [c["status"] for c in data["cells"]] == ["ok"] * 4
     assert {c["device"] for c in data["cells"]} == {"cuda:0", "cuda:1"}
+
+
+# --- The live view ---------------------------------------------------------------------------------------
+
+def test_the_live_view_shows_a_bar_per_running_cell_named_with_its_slot(tmp_path):
+    from types import SimpleNamespace
+
+    from tuning_bench.cli.liveview import LiveView
+
+    jobs = [_job(f"m{i}", tmp_path) for i in range(3)]
+    slots = [Slot("cpu", (0,)), Slot("cpu", (1,))]
+    plan = SimpleNamespace(jobs=jobs, slots=slots, out_dir=tmp_path, precision_choice=None,
+                           settings=SimpleNamespace(steps=1))
+    view = LiveView()
+    view.prepare(plan, jobs, [])
+    try:
+        view.start(jobs[0], 0, 3, where=slots[0].label)
+        view.start(jobs[1], 1, 3, where=slots[1].label)
+        view.event(jobs[1], {"event": "phase", "phase": "train", "total": 1})
+        shown = [task.description for task in view.steps.tasks]
+        assert shown == ["t/m0/seed 0 on cpu (cores 0): starting", "t/m1/seed 0 on cpu (cores 1): train"]
+        view.finish(jobs[0], {"status": "ok"})
+        view.start(jobs[2], 2, 3, where=slots[0].label)
+        assert [task.description.split(":")[0] for task in view.steps.tasks] == [
+            "t/m1/seed 0 on cpu (cores 1)", "t/m2/seed 0 on cpu (cores 0)"]
+    finally:
+        view.close()
