@@ -6,7 +6,8 @@ the default run). For each trained method the curve starts at step 0 with the un
 validation loss, taken from the zero-shot cell (the same prompt; an adapter at its initial value
 changes it a little, so this is an approximation), and each stretch between validations gets its fall
 per step. A method is "past its fastest fall" when the fastest-falling stretch ends before the last
-validation and the last stretch falls at most a third as fast.
+validation and the last stretch falls at most a third as fast; its learning rate "holds" when the final
+validation loss is below the untrained model's.
 
 Usage: python bench/default_budget.py RUN_DIR [--json FILE]
 """
@@ -35,7 +36,10 @@ def analyse(results: dict) -> dict:
             last = rates[-1]
             row.update(curve=points, fastest_stretch=[fastest[1], fastest[2]], fastest_fall_per_step=-fastest[0],
                        last_fall_per_step=-last[0],
-                       past_fastest_fall=fastest[2] < points[-1][0] and -last[0] <= -fastest[0] / 3)
+                       past_fastest_fall=fastest[2] < points[-1][0] and -last[0] <= -fastest[0] / 3,
+                       final_val_loss=points[-1][1], lowest_val_loss=min(v for _, v in points[1:]),
+                       # the learning-rate rule (issue 13): the final loss below the untrained model's
+                       below_untrained=points[-1][1] < untrained)
         rows[name] = row
     return {"metric": verdict["metric"], "examples": verdict["examples"], "methods": rows,
             "best_group": verdict["best_group"], "separated_below_best": verdict["separated_below_best"]}
@@ -55,7 +59,8 @@ def main() -> None:
         if "curve" in row:
             line += (f" | fastest fall steps {row['fastest_stretch'][0]}-{row['fastest_stretch'][1]} "
                      f"({row['fastest_fall_per_step']:.4f}/step), last {row['last_fall_per_step']:.4f}/step, "
-                     f"past it: {row['past_fastest_fall']} | curve "
+                     f"past it: {row['past_fastest_fall']} | final {row['final_val_loss']:.3f} (lowest "
+                     f"{row['lowest_val_loss']:.3f}), below the untrained {row['below_untrained']} | curve "
                      + " ".join(f"{s}:{v:.2f}" for s, v in row["curve"]))
         print(line)
     if args.json:

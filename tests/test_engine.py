@@ -313,3 +313,35 @@ def test_the_engine_loop_answers_as_generate_does_while_rows_end_at_different_st
     by_engine = generate_all(model, prompts, replace(settings, decoding="engine"))
     assert len(by_engine[0]) < len(by_engine[1]) == 12
     assert by_engine == by_generate
+
+
+@pytest.mark.parametrize(("model", "task"), [("tiny-llama", "tiny-gen"), ("tiny-llama", "tiny-cls"), ("tiny-bert", "tiny-cls")])
+def test_evaluation_reports_progress_against_a_known_total(tiny, tmp_path, model, task):
+    events = []
+    record = run_cell(spec(model=model, task=task, method="lora", steps=1, eval_batch_size=3), tmp_path / "cell", None,
+                      events.append)
+    assert record["status"] == "ok", record["error"]
+    start = next(i for i, e in enumerate(events) if e.get("phase") == "evaluating")
+    total = events[start]["total"]
+    assert total == record["measurements"]["eval_examples"] > 3
+    advances = [e["advance"] for e in events[start:] if e["event"] == "progress"]
+    assert sum(advances) == total and len(advances) >= 2  # batch by batch, not once at the end
+
+
+def test_live_view_counts_only_phases_with_a_total():
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from tuning_bench.cli.liveview import LiveView
+
+    view, job = LiveView(), SimpleNamespace(spec=SimpleNamespace(label="t/m/seed0"))
+    console = Console(width=120, record=True, color_system=None, file=open("/dev/null", "w"))
+    view.start(job, 0, 1)
+    shown = []
+    for event in ({"event": "phase", "phase": "loading model"}, {"event": "phase", "phase": "evaluating", "total": 80},
+                  {"event": "progress", "advance": 16}, {"event": "phase", "phase": "checking answers"}):
+        view.event(job, event)
+        console.print(view.steps.make_tasks_table(view.steps.tasks))
+        shown.append(console.export_text().strip())
+    assert "?" not in "".join(shown) and "16/80" in shown[2] and "/80" not in shown[3]

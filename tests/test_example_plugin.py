@@ -12,3 +12,4 @@ _module = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_module)
 
 test_normtune_keeps_the_contract = _module.test_normtune_keeps_the_contract
+test_normtune_metrics_register_and_score = _module.test_normtune_metrics_register_and_score

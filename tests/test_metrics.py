@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from tuning_bench.api.errors import UsageError
@@ -20,14 +22,15 @@ def score(name: str, predictions: list[str], references: list[str]) -> float:
 
 
 def test_shipped_metrics_are_registered_by_the_builtin_plugin_through_the_hook():
-    assert set(SHIPPED_METRICS) == {"rouge_l", "chrf", "accuracy", "macro_f1", "json_exact_match", "json_field_f1"}
+    assert set(SHIPPED_METRICS) == {"rouge_l", "chrf", "bleu", "accuracy", "macro_f1", "json_exact_match", "json_field_f1"}
     catalog = load_catalog()
     assert sorted(catalog.metrics.names()) == sorted(SHIPPED_METRICS)
     assert {catalog.metrics.owner(name) for name in SHIPPED_METRICS} == {"builtin:metrics"}
     kinds = {name: catalog.metrics.get(name).per_example for name in SHIPPED_METRICS}
-    assert [name for name, per_example in kinds.items() if not per_example] == ["chrf", "macro_f1"]
+    assert [name for name, per_example in kinds.items() if not per_example] == ["bleu", "chrf", "macro_f1"]
     assert all(catalog.metrics.get(name).higher_is_better for name in SHIPPED_METRICS)
     assert catalog.metrics.get("chrf").from_statistics is not None and not catalog.failures
+    assert catalog.metrics.get("bleu").from_statistics is not None
 
 
 def test_shipped_metrics_do_not_load_evaluate(monkeypatch):
@@ -96,10 +99,18 @@ def test_chrf_by_hand():
 
 def test_chrf_edge_cases():
     assert score("chrf", [""], ["abc"]) == 0.0
-    assert score("chrf", [""], [""]) == 100.0
+    assert score("chrf", [""], [""]) == 0.0  # sacrebleu's convention (the hand-written one said 100)
     # An empty pair adds nothing; an empty prediction for a real reference lowers recall.
     assert score("chrf", ["abc", ""], ["abc", ""]) == pytest.approx(100.0)
     assert 0 < score("chrf", ["abc", ""], ["abc", "abc"]) < 100
+
+
+def test_bleu_by_hand():
+    # 13a tokens, one reference: 1-4-gram precisions 5/6, 3/5, 2/4, 1/3; same length, so no brevity penalty.
+    expected = 100 * math.exp((math.log(5 / 6) + math.log(3 / 5) + math.log(2 / 4) + math.log(1 / 3)) / 4)
+    assert score("bleu", ["the cat sat on the mat"], ["the cat sat on a mat"]) == pytest.approx(expected, rel=1e-12)
+    assert score("bleu", ["Hello, world!"] * 2, ["Hello, world!"] * 2) == pytest.approx(100.0)
+    assert score("bleu", [], []) == 0.0
 
 
 def test_accuracy():

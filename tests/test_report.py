@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import math
 import re
 import statistics
 from pathlib import Path
@@ -20,7 +21,8 @@ from rich.console import Console
 
 from tuning_bench.report import compare_runs, render_html, render_markdown, terminal_tables, write_reports
 from tuning_bench.report.compare import unmatched_cells
-from tuning_bench.report.plots import params_plot
+from tuning_bench.report.html import SORT_SCRIPT
+from tuning_bench.report.plots import memory_plot, params_plot
 from tuning_bench.report.tables import COST_COLUMNS, best_methods, build_tasks, format_bytes, pareto_front
 from tuning_bench.run.results import selected_cells, validate
 
@@ -56,6 +58,12 @@ def table_rows(markdown: str, header_start: str) -> list[list[str]]:
             break
         rows.append([c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]])
     return rows
+
+
+def without_sort_script(page: str) -> str:
+    """The page less its one inline script, the constant SORT_SCRIPT (which holds no record data)."""
+    assert page.count("<script") == 1 and page.count(f"<script>{SORT_SCRIPT}</script>") == 1
+    return page.replace(f"<script>{SORT_SCRIPT}</script>", "")
 
 
 def text_of(tables) -> str:
@@ -104,7 +112,9 @@ def test_html_is_self_contained(written):
     first, _, _, _ = written["cls-sweep-results.json"]
     page = (first / "report.html").read_text(encoding="utf-8")
     assert "http://" not in page and "https://" not in page
-    assert 'src="/' not in page and "<link" not in page and "<script" not in page and "@import" not in page
+    assert 'src="/' not in page and "<link" not in page and "@import" not in page
+    assert "<script" not in without_sort_script(page)  # the sorting script is inline: no src, no URL
+    assert "http" not in SORT_SCRIPT and "fetch" not in SORT_SCRIPT and "innerHTML" not in SORT_SCRIPT
     sources = re.findall(r'src="([^"]*)"', page)
     assert len(sources) == 3
     assert all(s.startswith("data:image/png;base64,") for s in sources)
@@ -171,7 +181,7 @@ def test_best_value_marked_per_column():
     page = render_html(data, plots={})  # text only: skip drawing
     prefix_row = re.search(r"<tr><td>prefix</td>.*?</tr>", page).group(0)
     assert prefix_row.count('class="num best"') >= 1 and ">0.5 ms</td>" in prefix_row
-    assert '<td class="num best">0.5 ms</td>' in prefix_row
+    assert '<td class="num best" data-v="0.0005">0.5 ms</td>' in prefix_row
 
 
 def test_equal_values_get_no_best_mark():
@@ -200,6 +210,27 @@ def test_params_plot_shows_zero_parameter_baselines_at_a_floor():
     assert xs.count(smallest / 10) == 2  # zero-shot and few-shot, one decade below ia3
     assert axes.get_xscale() == "log"
     assert any("0 trainable parameters" in t.get_text() for t in axes.texts)
+
+
+@pytest.mark.parametrize(("peaks", "unit"), [((1.12, 1.68, 2.24, 0.71), "GiB"), ((0.45, 0.452, 0.47, 0.3), "MiB")])
+def test_memory_plot_names_methods_in_a_legend_with_round_ticks(peaks, unit):
+    data = vary_headlines(load("gen-results.json"))
+    for cell in data["cells"]:  # two methods at nearly the same spot, as in the issue's report
+        gib = peaks[data["run"]["methods"].index(cell["method"]) % len(peaks)]
+        cell["measurements"]["memory"] = {"device_type": "cpu", "train_peak_rss_bytes": int(gib * 1024 ** 3),
+                                          "eval_peak_rss_bytes": int(gib * 1024 ** 3)}
+    view = build_tasks(data)[0]
+    axes = memory_plot(view, {}).axes[0]
+    assert axes.get_xlabel() == f"peak memory ({unit})"
+    legend = [t.get_text() for t in axes.get_legend().get_texts()]
+    assert sorted(legend[:-1]) == sorted(r.method for r in view.rows) and legend[-1].startswith("Pareto front")
+    assert not [t for t in axes.texts if t.get_text() in legend], "no method name printed at its point"
+    low, high = axes.get_xlim()
+    ticks = [t for t in axes.get_xticks() if low <= t <= high]
+    assert len(ticks) >= 3
+    steps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:])}
+    assert len(steps) == 1 and steps.pop() / 10 ** math.floor(math.log10(ticks[1] - ticks[0])) in (1, 2, 2.5, 5)
+    assert all(round(t / (ticks[1] - ticks[0]), 6).is_integer() for t in ticks), ticks  # multiples of the step
 
 
 def with_problems(data: dict) -> dict:
@@ -248,7 +279,7 @@ def test_model_output_is_escaped_in_markdown_and_html():
     assert all(len(r) == 2 + 8 for r in samples), "an escaped pipe must not add a column"
     assert "&lt;script&gt;alert(\"x\")&lt;/script&gt; a \\| b" in markdown
     page = render_html(data, plots={})  # text only: skip drawing
-    assert "<script>" not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; a | b" in page
+    assert "<script>" not in without_sort_script(page) and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; a | b" in page
 
 
 def test_samples_side_by_side_use_the_smallest_seed():
@@ -344,7 +375,7 @@ def test_terminal_tables_one_per_task_with_every_method():
     tables = terminal_tables(data)
     assert len(tables) == 1 and tables[0].row_count == len(data["run"]["methods"])
     text = text_of(tables)
-    assert "prompt (learning_rate=0.03)" in text and "accuracy ↑ (mean ± std over seeds)" in text
+    assert "prompt" in text and "learning_rate=0.03" in text and "accuracy ↑, mean ± std over 2 seeds" in text
 
 
 def test_memory_uses_human_units_and_cuda_allocated_peaks():
@@ -360,3 +391,97 @@ def test_memory_uses_human_units_and_cuda_allocated_peaks():
     train_index = 3 + [c.key for c in COST_COLUMNS].index("train_peak_bytes")
     assert rows["lora"][train_index] == "2.00 GiB" and rows["lora"][train_index + 1] == "1.00 GiB"
     assert rows["zero-shot"][train_index] == "—"
+
+
+def one_seed_with_verdict() -> dict:
+    """gen-results.json cut to seed 0, with per-example scores (schema 2) so that the verdict has intervals."""
+    data = load("gen-results.json")
+    seed = data["run"]["seeds"][0]
+    data["cells"] = [c for c in data["cells"] if c["seed"] == seed]
+    data["run"]["seeds"] = [seed]
+    data["schema_version"] = 2
+    methods = data["run"]["methods"]
+    for cell in data["cells"]:
+        scores = [min(1.0, 0.05 * methods.index(cell["method"]) + 0.01 * (i % 9)) for i in range(30)]
+        cell["headline"]["value"] = cell["quality"]["rouge_l"] = statistics.fmean(scores)
+        cell["predictions"] = [""] * 30
+        cell["per_example"] = {"index": list(range(30)), "references": [""] * 30, "scores": {"rouge_l": scores},
+                               "statistics": {}}
+    data.pop("verdicts", None)
+    return validate(data, "one seed")
+
+
+def test_one_seed_shows_the_mean_alone_and_the_verdicts_interval():
+    from tuning_bench.report.verdicts import verdicts_of
+
+    data = one_seed_with_verdict()
+    intervals = {m: v["ci95"] for m, v in verdicts_of(data)[0]["methods"].items()}
+    markdown = render_markdown(data)
+    assert "± 0.000" not in markdown
+    header = next(line for line in markdown.splitlines() if line.startswith("| Method | n |"))
+    assert header.startswith("| Method | n | rouge\\_l | 95 % CI |")
+    for row in table_rows(markdown, "| Method | n |"):
+        mean = [c for c in data["cells"] if c["method"] == row[0]][0]["headline"]["value"]
+        low, high = intervals[row[0]]
+        assert row[2].strip("*") == f"{mean:.3f}" and row[3] == f"[{low:.3f}, {high:.3f}]"
+    page = without_sort_script(render_html(data, plots={}))
+    assert "± 0.000" not in page and "<th>95 % CI</th>" in page
+    text = text_of(terminal_tables(data))
+    assert "±" not in text and "one seed" in text
+
+
+@pytest.mark.parametrize("name", ["gen-results.json", "cls-sweep-results.json", "one seed"])
+def test_terminal_tables_fit_80_columns(name):
+    from tuning_bench.report import terminal_verdicts
+
+    data = one_seed_with_verdict() if name == "one seed" else load(name)
+    console = Console(record=True, width=80, color_system=None, file=open("/dev/null", "w"))
+    for item in [*terminal_verdicts(data), *terminal_tables(data)]:
+        console.print(item)
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert not any("…" in line for line in lines), "nothing is cut"
+    start = next(i for i, line in enumerate(lines) if "Params" in line)
+    header, body = lines[start], lines[start + 2:]
+    for method in data["run"]["methods"]:  # each method's row is one line: name, headline and the four costs
+        assert any(line.split()[:1] == [method] and len(line.split()) >= 6 for line in body), method
+    assert all(h in header for h in ("Params", "Peak GiB", "Train s", "Latency ms"))
+
+
+def test_report_html_tables_sort_by_their_raw_values(tmp_path):
+    """The inline script, run by node on a minimal stand-in for the DOM: a click on a header orders rows
+    by data-v (bytes, not their "MiB/GiB" text), again reverses, and missing values stay last."""
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the sort script is checked in a browser by hand")
+    harness = """
+    function cell(text, v) { return { textContent: text, getAttribute: function (n) { return n === "data-v" ? v : null; } }; }
+    function row(name, text, v) { return { name: name, cells: [cell(name, null), cell(text, v)] }; }
+    var rows = [row("a", "900.0 MiB", "943718400"), row("b", "—", ""), row("c", "1.50 GiB", "1610612736"),
+                row("d", "12.0 KiB", "12288")];
+    var body = { rows: rows, appendChild: function (r) { this.rows.splice(this.rows.indexOf(r), 1); this.rows.push(r); } };
+    function header() {
+      var attrs = {}, handlers = {};
+      return { setAttribute: function (k, v) { attrs[k] = v; }, getAttribute: function (k) { return k in attrs ? attrs[k] : null; },
+               removeAttribute: function (k) { delete attrs[k]; }, addEventListener: function (k, f) { handlers[k] = f; },
+               click: function () { handlers.click(); } };
+    }
+    var headers = [header(), header()];
+    headers.forEach = Array.prototype.forEach;
+    var table = { tBodies: [body], querySelectorAll: function () { return headers; } };
+    var document = { querySelectorAll: function () { return [table]; } };
+    SCRIPT
+    var order = [];
+    headers[1].click(); order.push(body.rows.map(function (r) { return r.name; }).join(""));
+    headers[1].click(); order.push(body.rows.map(function (r) { return r.name; }).join(""));
+    headers[0].click(); order.push(body.rows.map(function (r) { return r.name; }).join(""));
+    console.log(order.join(" "));
+    """.replace("SCRIPT", SORT_SCRIPT)
+    script = tmp_path / "sort.js"
+    script.write_text(harness, encoding="utf-8")
+    result = subprocess.run([node, str(script)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["dacb", "cadb", "abcd"]

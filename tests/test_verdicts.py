@@ -12,6 +12,7 @@ from rich.console import Console
 
 from tuning_bench.metrics import compute_metrics, example_scores
 from tuning_bench.report import compare_runs, render_html, render_markdown, terminal_verdicts
+from tuning_bench.report.html import SORT_SCRIPT
 from tuning_bench.report.verdicts import build_verdicts, change_interval, verdicts_of
 from tuning_bench.run.results import SCHEMA, validate
 from tuning_bench.stats.bootstrap import example_weights
@@ -155,7 +156,8 @@ def test_reports_show_the_verdict_first():
     assert "Best on rouge\\_l: a" in markdown
     page = render_html(data)
     assert page.index('id="verdict"') < page.index("<p>Model") < page.index('id="task-0"', page.index("</nav>"))
-    assert "<script>" not in page.split("<style>")[0] + page.split("</style>")[1]
+    assert "<script>" not in page.split("<style>")[0] + page.split("</style>")[1].replace(f"<script>{SORT_SCRIPT}</script>", "")
+    assert "b&lt;script&gt;" in page
     console = Console(width=200, record=True, file=open("/dev/null", "w"))
     for item in terminal_verdicts(data):
         console.print(item)

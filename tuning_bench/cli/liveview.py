@@ -8,13 +8,25 @@ from typing import Any
 from rich.console import Group
 from rich.live import Live
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+from rich.text import Text
 
 from tuning_bench.cli.console import stderr, warn
 from tuning_bench.run.executor import CellJob
 from tuning_bench.run.runner import Plan, RunView
 
 _STATUS_STYLE = {"ok": "green", "failed": "red", "not_applicable": "yellow"}
+
+
+class CountColumn(ProgressColumn):
+    """"12/80" where the phase has a known total (training steps, test examples); nothing where it has
+    none (loading a model), rather than rich's "0/?"."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None:
+            return Text("")
+        return MofNCompleteColumn().render(task)
 
 
 class LiveView(RunView):
@@ -24,7 +36,7 @@ class LiveView(RunView):
     def __init__(self) -> None:
         self.cells = Progress(TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                               TextColumn("eta"), TimeRemainingColumn(), console=stderr)
-        self.steps = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        self.steps = Progress(TextColumn("{task.description}"), BarColumn(), CountColumn(),
                               TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TextColumn("eta"),
                               TimeRemainingColumn(), console=stderr)
         self.live: Live | None = None
@@ -69,10 +81,15 @@ class LiveView(RunView):
         if task is None:
             return
         if event.get("event") == "phase":
-            self.steps.update(task, description=f"{self._name(job)}: {event['phase']}",
-                              total=event.get("total"), completed=0 if event.get("total") else None)
+            # A new bar per phase: rich cannot set a total back to unknown, and a phase without one
+            # (loading, the guard) must not show the previous phase's count.
+            self.steps.remove_task(task)
+            self.step_tasks[job.key] = self.steps.add_task(f"{self._name(job)}: {escape(str(event['phase']))}",
+                                                           total=event.get("total"), loss="")
         elif event.get("event") == "warning" and self.live:
             self.live.console.print(f"[yellow]warning:[/] {escape(job.spec.label)}: {escape(event['message'])}", highlight=False)
+        elif event.get("event") == "progress":  # evaluation: more test examples answered
+            self.steps.advance(task, event.get("advance", 0))
         elif event.get("event") == "step":
             self.steps.update(task, completed=event["step"], total=event["total"],
                               loss=f"loss {event['loss']:.3f}")

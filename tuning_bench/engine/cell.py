@@ -276,7 +276,7 @@ def _evaluate_phase(spec: CellSpec, task: Any, method: Any, loaded: Any, adapted
     from tuning_bench.engine.strategies import Answerer, generation_settings
     from tuning_bench.engine.trainer import mean_loss
 
-    emit({"event": "phase", "phase": "evaluating"})
+    emit({"event": "phase", "phase": "evaluating", "total": len(data.test)})
     probe.start("eval")
     start = time.perf_counter()
     adapted.eval()
@@ -289,7 +289,8 @@ def _evaluate_phase(spec: CellSpec, task: Any, method: Any, loaded: Any, adapted
     if loaded.kind is ModelKind.CAUSAL_LM:
         settings = generation_settings(loaded.tokenizer, loaded.model, data.fmt, spec.max_new_tokens or task.max_new_tokens,
                                        spec.eval_batch_size, method.decoding, feeder)
-    answerer = Answerer(adapted, loaded.tokenizer, task, feeder, spec.eval_batch_size, settings, data.encoded.label_ids)
+    answerer = Answerer(adapted, loaded.tokenizer, task, feeder, spec.eval_batch_size, settings, data.encoded.label_ids,
+                        progress=lambda answered: emit({"event": "progress", "advance": answered}))
     quality = data.strategy.evaluate(answerer, data.test_examples, data.test)
     guard = None
     if loaded.kind is ModelKind.CAUSAL_LM:
@@ -297,6 +298,7 @@ def _evaluate_phase(spec: CellSpec, task: Any, method: Any, loaded: Any, adapted
         # so nothing is generated twice; a classification task generates nothing and is checked on fresh
         # answers instead.
         generated = quality.pop("generated_ids", None)
+        emit({"event": "phase", "phase": "checking answers (generation guard)"})
         prompts = [e.prompt_ids for e in data.test]
         picked = pick_guard_indices(prompts, spec.guard_prompts)
         report = generation_guard(adapted, [prompts[i] for i in picked], settings,

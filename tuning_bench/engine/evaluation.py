@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from tuning_bench.engine.trainer import Feeder  # the trainer builds on the strategies, which build on this
 
 
+# Told how many more test examples are answered, batch by batch (the live view's evaluation bar).
+Progress = Callable[[int], None]
+
+
 def score(task: Task, predictions: list[str], references: list[str]) -> dict[str, Any]:
     """The task's metrics over all examples, and per example what the paired bootstrap resamples."""
     return {"scores": compute_metrics(task.metrics, predictions, references),
@@ -29,10 +33,11 @@ def decode(tokenizer: Any, tokens: Sequence[int]) -> str:
 
 
 def evaluate_generation(model: Any, tokenizer: Any, task: Task, examples: Sequence[Example],
-                        encoded: Sequence[Encoded], settings: GenerationSettings) -> dict[str, Any]:
+                        encoded: Sequence[Encoded], settings: GenerationSettings,
+                        progress: Progress | None = None) -> dict[str, Any]:
     """Generate an answer for every example and score it against the reference."""
     start = time.perf_counter()
-    outputs = generate_all(model, [e.prompt_ids for e in encoded], settings)
+    outputs = generate_all(model, [e.prompt_ids for e in encoded], settings, progress)
     if settings.device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
@@ -50,10 +55,12 @@ def evaluate_generation(model: Any, tokenizer: Any, task: Task, examples: Sequen
 
 @torch.no_grad()
 def label_logprobs(model: Any, encoded: Sequence[Encoded], label_ids: Sequence[Sequence[int]], feeder: Feeder,
-                   batch_size: int) -> torch.Tensor:
-    """Summed log-probability of each label's answer tokens after each prompt: (examples, labels)."""
+                   batch_size: int, progress: Progress | None = None) -> torch.Tensor:
+    """Summed log-probability of each label's answer tokens after each prompt: (examples, labels).
+    ``progress(n)`` is told each batch's n examples whose every label is scored."""
     pairs = [Encoded(e.prompt_ids, list(ids)) for e in encoded for ids in label_ids]
     scores = torch.zeros(len(pairs))
+    scored = 0
     for indices in sequential_batches([p.length for p in pairs], batch_size):
         batch = feeder.batch([pairs[i] for i in indices])
         with feeder.autocast():
@@ -62,14 +69,20 @@ def label_logprobs(model: Any, encoded: Sequence[Encoded], label_ids: Sequence[S
         mask = targets != IGNORE
         picked = logprobs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
         scores[torch.tensor(indices)] = picked.sum(dim=1).cpu()
+        if progress is not None:  # pairs go in order, an example's labels side by side
+            done = (scored + len(indices)) // len(label_ids) - scored // len(label_ids)
+            scored += len(indices)
+            if done:
+                progress(done)
     return scores.view(len(encoded), len(label_ids))
 
 
 def evaluate_classification_lm(model: Any, task: Task, examples: Sequence[Example], encoded: Sequence[Encoded],
-                               label_ids: Sequence[Sequence[int]], feeder: Feeder, batch_size: int) -> dict[str, Any]:
+                               label_ids: Sequence[Sequence[int]], feeder: Feeder, batch_size: int,
+                               progress: Progress | None = None) -> dict[str, Any]:
     """Classify with a causal LM by the likelihood of each label's answer (rank classification)."""
     start = time.perf_counter()
-    scores = label_logprobs(model, encoded, label_ids, feeder, batch_size)
+    scores = label_logprobs(model, encoded, label_ids, feeder, batch_size, progress)
     predictions = [task.labels[int(i)] for i in scores.argmax(dim=1)]
     return _classified(task, examples, predictions, start, "label likelihood")
 
@@ -87,7 +100,8 @@ def _classified(task: Task, examples: Sequence[Example], predictions: list[str],
 
 
 @torch.no_grad()
-def classify_with_head(model: Any, encoded: Sequence[Encoded], feeder: Feeder, batch_size: int) -> list[int]:
+def classify_with_head(model: Any, encoded: Sequence[Encoded], feeder: Feeder, batch_size: int,
+                       progress: Progress | None = None) -> list[int]:
     """The label index the sequence-classification head picks for each example, in input order."""
     picked: list[int] = [0] * len(encoded)
     for indices in sequential_batches([len(e.prompt_ids) for e in encoded], batch_size):
@@ -96,12 +110,14 @@ def classify_with_head(model: Any, encoded: Sequence[Encoded], feeder: Feeder, b
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         for index, label in zip(indices, logits.argmax(dim=-1).tolist()):
             picked[index] = label
+        if progress is not None:
+            progress(len(indices))
     return picked
 
 
 def evaluate_classification_encoder(model: Any, task: Task, examples: Sequence[Example], encoded: Sequence[Encoded],
-                                    feeder: Feeder, batch_size: int) -> dict[str, Any]:
+                                    feeder: Feeder, batch_size: int, progress: Progress | None = None) -> dict[str, Any]:
     """Classify with the sequence-classification head."""
     start = time.perf_counter()
-    predictions = [task.labels[i] for i in classify_with_head(model, encoded, feeder, batch_size)]
+    predictions = [task.labels[i] for i in classify_with_head(model, encoded, feeder, batch_size, progress)]
     return _classified(task, examples, predictions, start, "classification head")

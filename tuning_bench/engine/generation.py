@@ -8,7 +8,7 @@ a KV cache, one prompt at a time. A batched row must also equal its prompt run a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,12 +175,16 @@ def generate_batch(model: Any, prompts: Sequence[Sequence[int]], settings: Gener
     return [_cut(row, settings.eos_ids) for row in new]
 
 
-def generate_all(model: Any, prompts: Sequence[Sequence[int]], settings: GenerationSettings) -> list[list[int]]:
-    """Generate for every prompt, in the batches ``batches_for`` chooses, results in input order."""
+def generate_all(model: Any, prompts: Sequence[Sequence[int]], settings: GenerationSettings,
+                 progress: Callable[[int], None] | None = None) -> list[list[int]]:
+    """Generate for every prompt, in the batches ``batches_for`` chooses, results in input order;
+    ``progress(n)`` is told each finished batch's n prompts."""
     results: list[list[int]] = [[] for _ in prompts]
     for indices in batches_for(prompts, settings):
         for index, tokens in zip(indices, generate_batch(model, [prompts[i] for i in indices], settings)):
             results[index] = tokens
+        if progress is not None:
+            progress(len(indices))
     return results
 
 

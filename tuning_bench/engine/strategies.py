@@ -14,7 +14,7 @@ The cell evaluates through ``Strategy.evaluate`` and measures one example's late
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -54,6 +54,7 @@ class Answerer:
     batch_size: int
     generation: GenerationSettings | None = None  # causal LM only
     label_ids: list[list[int]] = field(default_factory=list)  # tokenized answer per label (causal classification)
+    progress: Callable[[int], None] | None = None  # told how many more examples ``evaluate`` answered
 
 
 @dataclass
@@ -177,7 +178,7 @@ class CausalGeneration(_CausalLM):
         from tuning_bench.engine.evaluation import evaluate_generation
 
         return evaluate_generation(answerer.model, answerer.tokenizer, answerer.task, examples, encoded,
-                                   answerer.generation)
+                                   answerer.generation, answerer.progress)
 
     def _generate(self, answerer: Answerer, prompts: Sequence[Sequence[int]]) -> list[list[int]]:
         from tuning_bench.engine.generation import generate_all
@@ -217,7 +218,7 @@ class CausalClassification(_CausalLM):
         from tuning_bench.engine.evaluation import evaluate_classification_lm
 
         return evaluate_classification_lm(answerer.model, answerer.task, examples, encoded, answerer.label_ids,
-                                          answerer.feeder, answerer.batch_size)
+                                          answerer.feeder, answerer.batch_size, answerer.progress)
 
     def answer(self, answerer: Answerer, prompts: Sequence[Sequence[int]]) -> list[str]:
         from tuning_bench.engine.evaluation import label_logprobs
@@ -260,7 +261,7 @@ class EncoderClassification(Strategy):
         from tuning_bench.engine.evaluation import evaluate_classification_encoder
 
         return evaluate_classification_encoder(answerer.model, answerer.task, examples, encoded, answerer.feeder,
-                                               answerer.batch_size)
+                                               answerer.batch_size, answerer.progress)
 
     def answer(self, answerer: Answerer, prompts: Sequence[Sequence[int]]) -> list[str]:
         from tuning_bench.engine.evaluation import classify_with_head

@@ -1,16 +1,17 @@
 """Quality metrics: plain functions registered through the ``register_metrics`` hook, and Hub metrics.
 
-The shipped metrics are plain functions in this package (text.py: ROUGE-L, chrF; labels.py: accuracy,
-macro-F1; json_objects.py: the JSON metrics), registered by the built-in plugin
+The shipped metrics are plain functions in this package (text.py: ROUGE-L; sacrebleu_metrics.py: chrF
+and BLEU from sacrebleu; labels.py: accuracy, macro-F1; json_objects.py: the JSON metrics), registered
+by the built-in plugin
 ``tuning_bench_plugins.metrics`` through the same hook a third party uses (registry.py). Any other
 name goes to Hugging Face ``evaluate.load`` as a Hub metric (online). Every metric takes one
 prediction string and one reference string per example; for classification both are label strings.
 docs/tasks.md states the definitions.
 
 A registered metric is either *per-example* (the score is the mean of one number per example) or
-*corpus* (computed from the whole set: chrF sums n-gram counts, macro-F1 counts per class).
+*corpus* (computed from the whole set: chrF and BLEU sum n-gram counts, macro-F1 counts per class).
 ``example_scores`` returns what the statistics need to resample either kind: the per-example
-numbers, or a corpus metric's per-pair statistics (chrF); macro-F1 is rebuilt from the labels.
+numbers, or a corpus metric's per-pair statistics (chrF, BLEU); macro-F1 is rebuilt from the labels.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tuning_bench.api.errors import UsageError
 from tuning_bench.metrics.registry import registered_metric
 
 # The metrics the built-in plugin registers (all higher-is-better); their names are reserved for it.
-SHIPPED_METRICS: tuple[str, ...] = ("accuracy", "chrf", "json_exact_match", "json_field_f1", "macro_f1", "rouge_l")
+SHIPPED_METRICS: tuple[str, ...] = ("accuracy", "bleu", "chrf", "json_exact_match", "json_field_f1", "macro_f1", "rouge_l")
 
 # Hub metrics where a lower number is better (error rates and distances); all others are taken as
 # higher-is-better.
@@ -99,7 +100,7 @@ def example_scores(names: Sequence[str], predictions: list[str], references: lis
 
     Returns ``{"scores": {metric: [float per example]}, "statistics": {metric: [[number, ...] per
     example]}}``: per-example metrics give their scores (their mean is the metric's value), a corpus
-    metric with statistics (chrF) its per-pair counts (summed, then scored). Macro-F1 needs nothing
+    metric with statistics (chrF, BLEU) its per-pair counts (summed, then scored). Macro-F1 needs nothing
     more than the predictions and references the record keeps. Hub metrics and corpus metrics
     without statistics are left out: they say nothing per example.
     """
@@ -119,6 +120,6 @@ def example_scores(names: Sequence[str], predictions: list[str], references: lis
 
 
 def score_from_statistics(name: str) -> Callable[[Any], Any] | None:
-    """The registered metric's function from summed statistics rows to scores (chrF's), or None."""
+    """The registered metric's function from summed statistics rows to scores (chrF's, BLEU's), or None."""
     registered = registered_metric(name)
     return None if registered is None else registered.from_statistics

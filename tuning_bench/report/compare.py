@@ -7,52 +7,113 @@ label such as ``[learning_rate=0.01]`` would otherwise be read as a style tag.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from tuning_bench.report.tables import (COST_COLUMNS, MethodRow, TaskView, best_methods, build_tasks, display_value,
+from tuning_bench.report.tables import (COST_COLUMNS, Column, MethodRow, TaskView, best_methods, build_tasks, display_value,
                                         failed_cells, format_bytes, format_count, format_headline, format_seconds,
-                                        method_label, method_names, task_names)
+                                        method_names, task_names)
 from tuning_bench.report.verdicts import VERDICT_HEADER, change_interval, verdict_rows, verdicts_of
 from tuning_bench.run.records import CellRecord, Record, RunDocument, as_document
 
-SUMMARY_KEYS = ("trainable_params", "train_peak_bytes", "eval_peak_bytes", "train_seconds", "seconds_to_best",
-                "latency_seconds")
+def _compact_table(title: str) -> Table:
+    """A table that fits 80 columns: a rule under the header instead of boxes, one space between columns."""
+    return Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+
+
+def _gib(value: float | None) -> str:
+    if value is None:
+        return "—"
+    gib = value / 1024 ** 3
+    return f"{gib:.2f}" if gib < 10 else f"{gib:.1f}"
+
+
+def _number(value: float | None, scale: float = 1.0) -> str:
+    """Two decimals below 10 (2.68, 0.08), one below 100 (26.9), whole numbers with separators above (1,234)."""
+    if value is None:
+        return "—"
+    scaled = value * scale
+    return f"{scaled:.2f}" if abs(scaled) < 10 else (f"{scaled:.1f}" if abs(scaled) < 100 else f"{scaled:,.0f}")
+
+
+# The terminal's columns: compact headers with their unit, numbers without one, so that a table of
+# eight methods fits an 80-column terminal. report.md and report.html show every column.
+@dataclass(frozen=True)
+class _TerminalColumn:
+    header: str
+    column: Column
+    show: Callable[[MethodRow], str]
+
+
+def _by_key(key: str) -> Column:
+    return next(c for c in COST_COLUMNS if c.key == key)
+
+
+TERMINAL_COLUMNS = (
+    _TerminalColumn("Params", _by_key("trainable_params"), lambda r: format_count(r.values.get("trainable_params"))),
+    # one memory column: the training peak, or the evaluation peak of a method that does not train
+    _TerminalColumn("Peak GiB", Column("peak_memory", "Peak memory", "bytes", "lower"), lambda r: _gib(r.peak_memory)),
+    _TerminalColumn("Train s", _by_key("train_seconds"), lambda r: _number(r.values.get("train_seconds"))),
+    _TerminalColumn("Latency ms", _by_key("latency_seconds"), lambda r: _number(r.values.get("latency_seconds"), 1000)),
+)
+
+
+def _peak_rows(rows: list[MethodRow]) -> list[MethodRow]:
+    # best_methods reads row.value(key); the combined peak is a property, so hand it over as a value.
+    return [replace(r, values={**r.values, "peak_memory": r.peak_memory}) for r in rows]
 
 
 def _summary_table(view: TaskView, failures: int) -> Table:
     arrow = "↑" if view.higher_is_better else "↓"
-    table = Table(title=Text(f"{view.name} — {view.headline_metric} {arrow} (mean ± std over seeds)"),
-                  title_justify="left")
-    columns = [c for c in COST_COLUMNS if c.key in SUMMARY_KEYS]
-    table.add_column("Method", no_wrap=True)  # names are what a reader scans for; never cut them
-    table.add_column("n", justify="right")
+    counts = {(row.headline.n, row.cells) for row in view.rows}
+    # When every method finished every seed, the title says how many and the n column is left out.
+    complete = len(counts) == 1 and next(iter(counts))[0] == next(iter(counts))[1]
+    seeds = next(iter(counts))[0] if complete else 0
+    several = any(row.headline.n >= 2 for row in view.rows)
+    suffix = (", one seed" if seeds == 1 else f", mean ± std over {seeds} seeds" if seeds
+              else ", mean ± std over seeds" if several else "")
+    table = _compact_table(f"{view.name} — {view.headline_metric} {arrow}{suffix}")
+    # method names are what a reader scans for: they wrap onto a second line, never get cut
+    table.add_column("Method", overflow="fold")
+    if not complete:
+        table.add_column("n", justify="right", no_wrap=True)
     table.add_column(Text(view.headline_metric), justify="right", no_wrap=True)
-    for column in columns:
-        table.add_column(column.label, justify="right")
+    for column in TERMINAL_COLUMNS:
+        table.add_column(column.header, justify="right", no_wrap=True)
     headline_column = view.columns[0]
-    best = {c.key: best_methods(view.rows, c) for c in [headline_column, *columns]}
-    for row in view.rows:
-        cells = [Text(method_label(row)), Text(f"{row.headline.n}/{row.cells}"),
-                 Text(display_value(row, headline_column), style="bold green" if row.method in best["headline"] else "")]
-        for column in columns:
-            cells.append(Text(display_value(row, column), style="bold" if row.method in best[column.key] else ""))
+    rows = _peak_rows(view.rows)
+    best = {c.column.key: best_methods(rows, c.column) for c in TERMINAL_COLUMNS}
+    best["headline"] = best_methods(rows, headline_column)
+    for row in rows:
+        # a sweep's chosen trial on a line of its own under the method: "learning_rate=0.00015" is long
+        cells = [Text(f"{row.method}\n{row.trial}" if row.trial else row.method)]
+        if not complete:
+            cells.append(Text(f"{row.headline.n}/{row.cells}"))
+        cells.append(Text(display_value(row, headline_column), style="bold green" if row.method in best["headline"] else ""))
+        for column in TERMINAL_COLUMNS:
+            cells.append(Text(column.show(row), style="bold" if row.method in best[column.column.key] else ""))
         table.add_row(*cells)
-    notes = [f"not applicable: {m} ({r})" for m, r in view.not_applicable]
+    notes = ["Peak GiB: training peak (evaluation peak where a method does not train). Every column: report.md."]
+    if not complete:
+        notes.append("n: seeds with a headline value / cells run.")
+    notes += [f"not applicable: {m} ({r})" for m, r in view.not_applicable]
     if failures:
         notes.append(f"{failures} failed cell(s): see the Failures section of report.md")
-    if notes:
-        table.caption = Text("\n".join(notes))
-        table.caption_justify = "left"
+    table.caption = Text("\n".join(notes))
+    table.caption_justify = "left"
     return table
 
 
 def _verdict_table(verdict: dict[str, Any]) -> Table:
-    table = Table(title=Text(f"Verdict: {verdict['task']} — {verdict['metric']}"), title_justify="left")
+    table = _compact_table(f"Verdict: {verdict['task']} — {verdict['metric']}")
     for index, label in enumerate(VERDICT_HEADER):
-        table.add_column(label, justify="left" if index in (0, 5) else "right", no_wrap=index == 0)
+        table.add_column(label, justify="left" if index in (0, 5) else "right", no_wrap=index != 0,
+                         overflow="fold")
     for row in verdict_rows(verdict):
         style = "bold green" if row[5] == "best" else ("dim" if row[5] == "below best" else "")
         table.add_row(*(Text(c, style=style) for c in row))

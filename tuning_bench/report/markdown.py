@@ -7,10 +7,10 @@ from typing import Any
 
 from tuning_bench.report.plots import plot_files
 from tuning_bench.run.records import RunDocument, as_document
-from tuning_bench.report.verdicts import VERDICT_HEADER, verdict_rows, verdicts_of
+from tuning_bench.report.verdicts import VERDICT_HEADER, headline_intervals, verdict_rows, verdicts_of
 from tuning_bench.report.facts import DEFINITIONS, measurement_facts, method_settings
-from tuning_bench.report.tables import (TaskView, best_methods, build_tasks, display_value, failed_cells, method_label,
-                                        pending_note, sweep_rows)
+from tuning_bench.report.tables import (TaskView, best_methods, build_tasks, display_value, failed_cells, format_interval,
+                                        headline_label, method_label, pending_note, sweep_rows)
 
 SAMPLE_CHARS = 300  # a long generation would make the side-by-side table unreadable; the JSON has it whole
 
@@ -32,30 +32,37 @@ def _table(header: list[str], rows: list[list[str]], align: list[str] | None = N
     return ["| " + " | ".join(cells) + " |" for cells in (header, rule, *rows)]
 
 
-def _main_table(view: TaskView) -> list[str]:
+def _main_table(view: TaskView, intervals: dict[str, Any]) -> list[str]:
     columns = view.columns
     best = {c.key: best_methods(view.rows, c) for c in columns}
-    header = ["Method", "n"] + [md_text(f"{c.label} (mean ± std)" if c.key == "headline" else c.label) for c in columns]
+    header = ["Method", "n"] + [md_text(headline_label(view) if c.key == "headline" else c.label) for c in columns]
+    if intervals:  # the verdict's interval beside the headline it qualifies
+        header.insert(3, "95 % CI")
     rows = []
     for row in view.rows:
         cells = [md_text(method_label(row)), f"{row.headline.n}/{row.cells}"]
         for column in columns:
             text = display_value(row, column)
             cells.append(f"**{text}**" if row.method in best[column.key] else text)
+        if intervals:
+            cells.insert(3, format_interval(intervals.get(row.method)))
         rows.append(cells)
     return _table(header, rows, ["left"] + ["right"] * (len(header) - 1))
 
 
-def _task_section(view: TaskView, plots: list[tuple[str, str]]) -> list[str]:
+def _task_section(view: TaskView, plots: list[tuple[str, str]], intervals: dict[str, Any]) -> list[str]:
     direction = "higher" if view.higher_is_better else "lower"
     lines = [f"## Task: {md_text(view.name)}", "",
              f"Kind: {md_text(view.kind or '—')}. Headline metric: **{md_text(view.headline_metric)}** "
              f"({direction} is better). Rows are sorted by it, best first.", ""]
     if view.rows:
-        lines += _main_table(view)
+        lines += _main_table(view, intervals)
         lines += ["", "**Bold** marks the best value in a column (ties all marked; none when all values are equal). "
                       "Trainable parameters, trainable %, train time and saved size compare only methods that train. "
-                      "n = seeds with a headline value / cells run. Other quality metrics are means over seeds.", ""]
+                      "n = seeds with a headline value / cells run. The headline is the mean over seeds, ± the sample "
+                      "standard deviation where a method has two or more seeds"
+                      + (" and its paired-bootstrap 95 % CI from the verdict" if intervals else "")
+                      + ". Other quality metrics are means over seeds.", ""]
     else:
         lines += ["No method produced a result for this task.", ""]
     if view.not_applicable:
@@ -123,9 +130,9 @@ def _how_measured(data: RunDocument) -> list[str]:
     return lines + [""]
 
 
-def _verdicts(data: RunDocument) -> list[str]:
+def _verdicts(verdicts: list[dict[str, Any]]) -> list[str]:
     lines = ["## Verdict", ""]
-    for verdict in verdicts_of(data):
+    for verdict in verdicts:
         lines += [f"### {md_text(verdict['task'])}", ""]
         lines += [f"- {md_text(sentence)}" for sentence in verdict["summary"]]
         lines.append("")
@@ -142,7 +149,8 @@ def render_markdown(data: RunDocument | dict[str, Any], views: list[TaskView] | 
     data = as_document(data)
     views = build_tasks(data) if views is None else views
     files = plot_files(views)
-    lines = ["# tbench report", ""] + _verdicts(data)
+    verdicts = verdicts_of(data)
+    lines = ["# tbench report", ""] + _verdicts(verdicts)
     run = data.run
     seeds = ", ".join(map(str, run.seeds or [])) or "—"
     lines += [f"Model **{md_text(run.model or '—')}**, {len(views)} task(s), "
@@ -155,7 +163,7 @@ def render_markdown(data: RunDocument | dict[str, Any], views: list[TaskView] | 
         lines += [f"> - {md_text(label)}" for label in pending]
         lines.append("")
     for view in views:
-        lines += _task_section(view, files[view.name])
+        lines += _task_section(view, files[view.name], headline_intervals(verdicts, view.name))
     lines += _failures(data)
     lines += _how_measured(data)
     return "\n".join(lines).rstrip("\n") + "\n"

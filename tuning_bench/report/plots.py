@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tuning_bench.report.tables import TaskView, format_bytes, format_count, method_names, pareto_front
+from tuning_bench.report.tables import TaskView, format_count, method_names, pareto_front
 from tuning_bench.run.records import RunDocument
 
 FIGURE_SIZE = (7.0, 4.2)
@@ -107,10 +107,12 @@ def loss_plot(view: TaskView, colors: dict[str, Any]) -> Any:
 
 def _scatter(view: TaskView, colors: dict[str, Any], points: list[tuple[str, float, float, bool]], title: str,
              xlabel: str, floor_note: str | None = None, drawn_at: dict[str, float] | None = None,
-             hollow_label: str | None = None, tick_format: Any = None, log_scale: bool | None = None) -> Any:
+             hollow_label: str | None = None, tick_format: Any = None, log_scale: bool | None = None,
+             scale: float = 1.0) -> Any:
     """Quality against a cost, with the Pareto front; ``points`` are (method, cost, quality, hollow).
 
-    ``log_scale`` None picks a log axis only when the costs span more than a factor of ten.
+    Costs are drawn divided by ``scale`` (bytes in GiB). ``log_scale`` None picks a log axis only when
+    the costs span more than a factor of ten.
     """
     figure, axes = _figure()
     arrow = "↑" if view.higher_is_better else "↓"
@@ -120,21 +122,16 @@ def _scatter(view: TaskView, colors: dict[str, Any], points: list[tuple[str, flo
         _empty(axes, "no finished method has both figures")
         return figure
     drawn_at = drawn_at or {}
-    x = [drawn_at.get(method, cost) for method, cost, _, _ in points]
+    x = [drawn_at.get(method, cost) / scale for method, cost, _, _ in points]
+    # Methods are named in a legend beside the axes, not by text at the points: labels of close points
+    # (two methods at nearly the same memory and quality) printed on top of each other.
     for (method, _, quality, hollow), position in zip(points, x):
         color = colors.get(method, "black")
         axes.scatter([position], [quality], s=50, zorder=3, color="white" if hollow else color,
-                     edgecolors=color, linewidths=1.5)
-    # Methods at the same spot share one label; neighbours alternate above and below to stay legible.
-    spots: dict[tuple[float, float], list[str]] = {}
-    for (method, _, quality, _), position in zip(points, x):
-        spots.setdefault((position, quality), []).append(method)
-    for index, ((position, quality), methods) in enumerate(sorted(spots.items(), key=lambda s: s[0])):
-        axes.annotate(", ".join(methods), (position, quality), textcoords="offset points",
-                      xytext=(5, 6 if index % 2 == 0 else -12), fontsize="x-small")
+                     edgecolors=color, linewidths=1.5, label=method)
     front = pareto_front([(cost, quality) for _, cost, quality, _ in points], view.higher_is_better)
     axes.plot([x[i] for i in front], [points[i][2] for i in front], drawstyle="steps-post",
-              label="Pareto front (ringed: no method is cheaper and better)", **FRONT_STYLE)
+              label="Pareto front\n(ringed: no method is\ncheaper and better)", **FRONT_STYLE)
     positive = [value for value in x if value > 0]
     if log_scale is None:
         log_scale = bool(positive) and max(positive) / min(positive) > 10
@@ -150,14 +147,15 @@ def _scatter(view: TaskView, colors: dict[str, Any], points: list[tuple[str, flo
     if not log_scale:
         from matplotlib.ticker import MaxNLocator
 
-        axes.xaxis.set_major_locator(MaxNLocator(5))
+        # round values in the axis unit: 1, 2, 2.5 or 5 times a power of ten (0.25, 0.5, 1.0 GiB)
+        axes.xaxis.set_major_locator(MaxNLocator(5, steps=[1, 2, 2.5, 5, 10]))
     axes.margins(x=0.15, y=0.15)
     axes.grid(True, alpha=0.3, which="both")
     notes = [n for n in (floor_note, hollow_label) if n]
     if notes:
         axes.text(0.01, 0.01, "\n".join(notes), transform=axes.transAxes, fontsize="x-small", color="0.3",
                   va="bottom")
-    axes.legend(fontsize="x-small", loc="best")
+    axes.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return figure
 
 
@@ -181,8 +179,11 @@ def memory_plot(view: TaskView, colors: dict[str, Any]) -> Any:
     points = [(row.method, row.peak_memory, row.headline.mean, not row.trains or row.values["train_peak_bytes"] is None)
               for row in view.rows if row.headline.mean is not None and row.peak_memory]
     hollow = "hollow marker: no training, evaluation peak shown" if any(p[3] for p in points) else None
-    return _scatter(view, colors, points, f"{view.name}: quality vs peak memory", "peak memory",
-                    hollow_label=hollow, tick_format=format_bytes)
+    # Ticks at round values of one unit (GiB, or MiB for a small model), the unit in the axis label;
+    # a linear axis: peaks of one model rarely span a factor of ten, and round steps read best.
+    unit, scale = ("GiB", 1024 ** 3) if max((p[1] for p in points), default=0) >= 1024 ** 3 else ("MiB", 1024 ** 2)
+    return _scatter(view, colors, points, f"{view.name}: quality vs peak memory", f"peak memory ({unit})",
+                    hollow_label=hollow, tick_format=lambda value: f"{value:g}", log_scale=False, scale=scale)
 
 
 CAPTIONS = {

@@ -373,10 +373,26 @@ def format_value(unit: str, value: float | None) -> str:
 
 
 def format_headline(stat: Stat) -> str:
-    """mean ± std over seeds, or "—" when no seed finished."""
+    """mean ± sample std over seeds; the mean alone with one seed (its spread over seeds is unknown, not
+    0); "—" when no seed finished."""
     if stat.mean is None:
         return "—"
-    return f"{format_value('metric', stat.mean)} ± {format_value('metric', stat.std or 0.0)}"
+    if stat.n < 2 or stat.std is None:
+        return format_value("metric", stat.mean)
+    return f"{format_value('metric', stat.mean)} ± {format_value('metric', stat.std)}"
+
+
+def headline_label(view: TaskView) -> str:
+    """The headline column's header: the metric, and "(mean ± std)" only where some row has two seeds."""
+    several = any(row.headline.n >= 2 for row in view.rows)
+    return f"{view.headline_metric} (mean ± std)" if several else view.headline_metric
+
+
+def format_interval(interval: Any) -> str:
+    """A 95 % interval as "[low, high]" in the metric's format; "—" when there is none."""
+    if not isinstance(interval, (list, tuple)) or len(interval) != 2 or any(to_number(v) is None for v in interval):
+        return "—"
+    return f"[{format_value('metric', interval[0])}, {format_value('metric', interval[1])}]"
 
 
 def display_value(row: MethodRow, column: Column) -> str:

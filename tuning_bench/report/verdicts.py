@@ -183,6 +183,14 @@ def verdicts_of(data: RunDocument | dict[str, Any]) -> list[dict[str, Any]]:
     return stored if isinstance(stored, list) else build_verdicts(document)
 
 
+def headline_intervals(verdicts: list[dict[str, Any]], task: str) -> dict[str, Any]:
+    """Each method's 95 % interval of the task's headline from its verdict; empty when none was computed."""
+    for verdict in verdicts:
+        if verdict.get("task") == task and verdict.get("computed"):
+            return {method: m.get("ci95") for method, m in (verdict.get("methods") or {}).items()}
+    return {}
+
+
 VERDICT_HEADER = ["Method", "Mean", "95 % CI", "Δ to best (95 % CI)", "Seeds", "Verdict"]
 
 
