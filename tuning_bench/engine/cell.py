@@ -104,7 +104,7 @@ def run_cell(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emi
     """
     emit = emit or (lambda event: None)
     record = CellRecord.of(task=spec.named_task, method=spec.method, seed=spec.seed, trial=spec.trial,
-                           status="failed", error=None, config=spec.to_dict())
+                           status="failed", error=None, config=spec.to_dict(), device=spec.device)
     started = time.perf_counter()
     reuse_freed_memory()  # faster full fine-tuning on CPU; MemoryProbe keeps each phase's peak its own
     try:
@@ -136,6 +136,8 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     device = torch.device(spec.device)
     if device.type == "cpu":
         torch.set_num_threads(spec.threads or len(os.sched_getaffinity(0)))
+    elif device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)  # so calls without a device (synchronize, caches) mean this cell's GPU
     catalog = load_catalog(spec.plugin_modules)
     task = resolve_task(catalog, spec.task)
     method = catalog.methods.get(spec.method)

@@ -82,7 +82,8 @@ def measurement_facts(data: RunDocument | dict[str, Any]) -> list[tuple[str, str
         ("Validation", validation),
         ("Max length", _text(run.max_length)),
         ("Prompt format", prompt_format),
-        ("Executor", _text(run.executor)),
+        ("Executor", _text(run.executor) + (f", {len(run.slots)} cells at a time: {_join(run.slots)}"
+                                             if run.slots and len(run.slots) > 1 else "")),
         ("Wall time", format_seconds(to_number(run.wall_seconds))),
         ("Cells", cells),
     ]

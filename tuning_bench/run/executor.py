@@ -1,8 +1,10 @@
-"""Executors run cells. The local one runs them one at a time, each in a fresh process.
+"""Executors run cells. The local one runs each in a fresh process, one per slot at a time.
 
 A separate process per cell gives each its own clean peak-memory figure, and a crash or an
 out-of-memory kill ends only that cell. Processes come from a fork server that imports torch,
-transformers and peft once, so a cell does not pay several seconds of imports.
+transformers and peft once, so a cell does not pay several seconds of imports. With several slots
+(``--devices``, ``--jobs``; see ``run.slots``) several such processes run at once, each on its own
+device or its own CPU cores.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tuning_bench.engine.cell import CellSpec, run_cell
+from tuning_bench.run.slots import Slot, run_in_slots
 
 EventSink = Callable[["CellJob", dict[str, Any]], None]
 _PRELOAD = ["tuning_bench.run.preload"]
@@ -39,9 +42,11 @@ class CellJob:
     cell_dir: Path
     token_cache: Path | None
 
-    def failed(self, error: str) -> dict[str, Any]:
+    def failed(self, error: str, device: str | None = None) -> dict[str, Any]:
+        """The record of this cell when it ended without one of its own (``device``: where it ran)."""
+        config = self.spec.to_dict() | ({"device": device} if device else {})
         return {"task": self.spec.named_task, "method": self.spec.method, "seed": self.spec.seed, "trial": self.spec.trial,
-                "status": "failed", "error": error, "config": self.spec.to_dict()}
+                "status": "failed", "error": error, "config": config, "device": config["device"]}
 
 
 class Executor(abc.ABC):
@@ -49,9 +54,13 @@ class Executor(abc.ABC):
 
     Implementations must not raise for a failing cell: they yield a record with status "failed".
     When the consumer stops early (Ctrl-C), closing the generator must stop the running cells.
+    An executor that sets ``announces_starts`` sends ``{"event": "start", "device": ...}`` through
+    ``on_event`` when each cell starts (cells may start out of order); otherwise the runner assumes
+    that each cell starts when the one before it finished.
     """
 
     name: str = "executor"
+    announces_starts: bool = False
 
     @abc.abstractmethod
     def run(self, jobs: Sequence[CellJob], on_event: EventSink) -> Iterator[tuple[CellJob, dict[str, Any]]]:
@@ -62,9 +71,11 @@ class InProcessExecutor(Executor):
     """Runs cells in this process, one after another: for debugging and tests (memory figures are not isolated)."""
 
     name = "in-process"
+    announces_starts = True
 
     def run(self, jobs, on_event):
         for job in jobs:
+            on_event(job, {"event": "start", "device": job.spec.device})
             record = run_cell(job.spec, job.cell_dir, job.token_cache, lambda event, job=job: on_event(job, event))
             yield job, record
 
@@ -153,9 +164,15 @@ def lock_cell_dir(cell_dir: Path, wait: float = CELL_LOCK_WAIT_SECONDS) -> Any:
     return handle
 
 
-def _child(spec_dict: dict[str, Any], cell_dir: str, token_cache: str | None, events: Any, run_pid: int) -> None:
-    """Entry point of a cell process: run the cell, send progress events and finally the record."""
+def _child(spec_dict: dict[str, Any], cell_dir: str, token_cache: str | None, events: Any, run_pid: int,
+           cpus: tuple[int, ...] | None = None) -> None:
+    """Entry point of a cell process: run the cell, send progress events and finally the record.
+
+    ``cpus``: the cores of this cell's slot; pinned before torch sets its threads (one per core it may use).
+    """
     die_with_parent(run_pid)
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides about Ctrl-C and stops this process
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
@@ -190,11 +207,17 @@ def _death_reason(exitcode: int | None) -> str:
 
 
 class LocalExecutor(Executor):
-    """One cell at a time, each in its own process (the default)."""
+    """Each cell in its own process (the default); one cell at a time per slot (one slot unless given more).
+
+    A slot's device replaces the spec's (``cuda`` becomes ``cuda:1``), so the record says which device
+    ran the cell; the cache key holds only the device type (``runner._cell_key``).
+    """
 
     name = "local"
+    announces_starts = True
 
-    def __init__(self) -> None:
+    def __init__(self, slots: Sequence[Slot] | None = None) -> None:
+        self.slots = list(slots) if slots else [Slot("")]  # "": the spec's own device
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(_PRELOAD)
 
@@ -205,21 +228,23 @@ class LocalExecutor(Executor):
         forkserver.ensure_running()
 
     def run(self, jobs, on_event):
-        for job in jobs:
-            yield job, self._run_one(job, on_event)
+        slots = [slot if slot.device else Slot(jobs[0].spec.device if jobs else "cpu", slot.cpus) for slot in self.slots]
+        return run_in_slots(jobs, slots, self._run_one, on_event)
 
-    def _run_one(self, job: CellJob, on_event: EventSink) -> dict[str, Any]:
+    def _run_one(self, job: CellJob, slot: Slot, emit: Callable[[dict[str, Any]], None],
+                 stop: threading.Event) -> dict[str, Any]:
+        spec = job.spec.to_dict() | {"device": slot.device}
         events = self._context.Queue()
         process = self._context.Process(
             target=_child,
-            args=(job.spec.to_dict(), str(job.cell_dir), str(job.token_cache) if job.token_cache else None, events,
-                  os.getpid()),
+            args=(spec, str(job.cell_dir), str(job.token_cache) if job.token_cache else None, events,
+                  os.getpid(), slot.cpus),
             name=f"tbench-cell-{job.key[:8]}",
         )
         process.start()
         record = None
         try:
-            while record is None:
+            while record is None and not stop.is_set():
                 try:
                     kind, payload = events.get(timeout=0.2)
                 except queue_module.Empty:
@@ -232,10 +257,11 @@ class LocalExecutor(Executor):
                     else:
                         continue
                 if kind == "event":
-                    on_event(job, payload)
+                    emit(payload)
                 else:
                     record = payload
-            process.join(timeout=30)
+            if record is not None:
+                process.join(timeout=30)
         finally:
             if process.is_alive():
                 process.terminate()
@@ -245,5 +271,5 @@ class LocalExecutor(Executor):
                     process.join()
             events.close()
         if record is None:
-            return job.failed(_death_reason(process.exitcode))
+            return job.failed("stopped" if stop.is_set() else _death_reason(process.exitcode), slot.device)
         return record

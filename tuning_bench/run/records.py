@@ -277,6 +277,7 @@ class CellRecord(Record):
     task_info: dict[str, Any] = field(default_factory=dict)
     model_info: dict[str, Any] = field(default_factory=dict)
     cell_seconds: float | None = None
+    device: str | None = None  # the device that ran the cell, e.g. cuda:1 (None: written before tbench recorded it)
     key: str | None = None
     cached: bool | None = None
     selected: bool | None = None  # False: a sweep trial that was not chosen
@@ -337,6 +338,7 @@ class RunInfo(Record):
     prompt_format: str | None = None
     max_length: int | None = None
     executor: str | None = None
+    slots: list[str] | None = None  # where cells ran side by side: devices, or CPU core shares (--jobs)
     method_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     sweep: dict[str, Any] | None = None
     wall_seconds: float | None = None

@@ -33,6 +33,7 @@ from tuning_bench.run.output import OutputLock, check_output_folder
 from tuning_bench.run.records import CellRecord, RunDocument, RunInfo
 from tuning_bench.run.results import SCHEMA, SCHEMA_VERSION, clean_floats, csv_text, write_json
 from tuning_bench.run.settings import SETTINGS, SWEEPS, RunSettings, outside_cache_key
+from tuning_bench.run.slots import Slot, device_type, plan_slots
 from tuning_bench.api.task import Task
 
 
@@ -59,6 +60,7 @@ class Plan:
     command: str = ""
     task_fingerprints: dict[str, str] = field(default_factory=dict)
     precision_choice: PrecisionChoice | None = None
+    slots: list[Slot] = field(default_factory=list)  # where cells run side by side (run.slots); one by default
 
 
 def _resolve_device(requested: str, precision: str) -> tuple[str, PrecisionChoice]:
@@ -80,12 +82,24 @@ def _outside_key() -> set[str]:
     return outside_cache_key() | {f.name for f in fields(CellSpec) if f.metadata.get("outside_cache_key")}
 
 
+def _key_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a cell's config that its result depends on (the cache key's, and the cached record's check).
+
+    Settings marked affects_result=False (and CellSpec fields marked so) change what is printed or kept,
+    not the result; leaving them out keeps a cached cell valid when only they change. Of the device only
+    the type counts: a cell that ran on cuda:1 gives the same result on cuda:0 (devices of one run are
+    one kind; a different GPU model shows in the record's environment), so it is reused there.
+    """
+    kept = {name: value for name, value in config.items() if name not in _outside_key()}
+    if isinstance(kept.get("device"), str):
+        kept["device"] = device_type(kept["device"])
+    return kept
+
+
 def _cell_key(spec: CellSpec, task_fingerprint: str, model_fingerprint: str) -> str:
     import hashlib
 
-    # Settings marked affects_result=False (and CellSpec fields marked so) change what is printed or kept,
-    # not the result; leaving them out keeps a cached cell valid when only they change.
-    config = {name: value for name, value in spec.to_dict().items() if name not in _outside_key()}
+    config = _key_config(spec.to_dict())
     blob = json.dumps({"cell": config, "task": task_fingerprint, "model": model_fingerprint,
                        "versions": package_versions(), "tuning_bench": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
@@ -116,7 +130,13 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
                              "give each task file its own name: (tables and records tell tasks apart by it)")
         given_as[task.name] = given
     source = resolve_model(catalog, settings.model, settings.trust_remote_code)
-    device, precision_choice = _resolve_device(settings.device, settings.precision)
+    if settings.devices:
+        slots = plan_slots(settings.devices, settings.jobs, settings.device, settings.threads, settings.executor)
+        # Cells are planned for the device type; the executor gives each its slot's device (cuda:N).
+        device, precision_choice = "cuda", choose_precision(settings.precision, slots[0].device)
+    else:
+        device, precision_choice = _resolve_device(settings.device, settings.precision)
+        slots = plan_slots([], settings.jobs, device, settings.threads, settings.executor)
     precision = precision_choice.precision
     sweep = None
     if settings.sweep:
@@ -149,7 +169,7 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
                     key = _cell_key(spec, task_fingerprints[task_name], model_fingerprint)
                     jobs.append(CellJob(spec, key, out_dir / "cells" / key, token_cache))
     return Plan(settings, out_dir, tasks, source, jobs, method_configs, sweep, command, task_fingerprints,
-                precision_choice)
+                precision_choice, slots)
 
 
 def _record_path(job: CellJob) -> Path:
@@ -195,10 +215,9 @@ def _read_record(job: CellJob) -> tuple[CellRecord | None, str | None]:
         if stored != value:
             return None, (f"{path} holds {name} {stored!r}, not {value!r} (copied or edited); "
                           "the cell runs again")
-    unrelated = _outside_key()
-    config = {k: v for k, v in _comparable(job.spec.to_dict()).items() if k not in unrelated}
+    config = _key_config(_comparable(job.spec.to_dict()))
     stored = cell.config if cell.present("config") else None
-    if not isinstance(stored, dict) or {k: v for k, v in stored.items() if k not in unrelated} != config:
+    if not isinstance(stored, dict) or _key_config(stored) != config:
         return None, f"{path} holds another cell configuration (copied or edited); the cell runs again"
     return cell, None
 
@@ -261,6 +280,7 @@ def assemble(plan: Plan, records: dict[str, CellRecord], cached: set[str], wall_
         device=device.type, precision=plan.jobs[0].spec.precision if plan.jobs else s.precision,
         precision_choice=plan.precision_choice.as_record() if plan.precision_choice else None,
         prompt_format=s.prompt_format, max_length=s.max_length, executor=s.executor,
+        slots=[slot.label for slot in plan.slots] or None,
         method_configs=plan.method_configs, sweep=plan.sweep, wall_seconds=wall_seconds,
         cells_total=len(plan.jobs), cells_cached=len(cached & set(records)), quick=s.quick,
     )
@@ -294,15 +314,18 @@ def write_outputs(out_dir: Path, data: dict[str, Any], reports: bool = True) -> 
         write_reports(out_dir, data)
 
 
-def make_executor(name: str) -> Executor:
-    return InProcessExecutor() if name == "in-process" else LocalExecutor()
+def make_executor(name: str, slots: list[Slot] | None = None) -> Executor:
+    """The executor named by ``--executor``; the local one runs a cell per slot at a time."""
+    return InProcessExecutor() if name == "in-process" else LocalExecutor(slots)
 
 
 class RunView:
     """What a run reports as it goes; the CLI passes a rich live view, tests a silent one."""
 
     def prepare(self, plan: Plan, todo: list[CellJob], done: list[CellJob]) -> None: ...
-    def start(self, job: CellJob, index: int, total: int) -> None: ...
+    def start(self, job: CellJob, index: int, total: int, where: str | None = None) -> None:
+        """Cell ``index`` of ``total`` started (``where``: its device or slot, when the executor says)."""
+
     def event(self, job: CellJob, event: dict[str, Any]) -> None: ...
     def finish(self, job: CellJob, record: dict[str, Any]) -> None: ...
     def close(self) -> None: ...
@@ -340,7 +363,7 @@ def execute(plan: Plan, executor: Executor | None = None, view: RunView | None =
     A filesystem error while writing (a full disk) ends the run with one line; finished cells stay saved.
     """
     view = view or RunView()
-    executor = executor or make_executor(plan.settings.executor)
+    executor = executor or make_executor(plan.settings.executor, plan.slots)
     started = time.perf_counter()
     check_output_folder(plan.out_dir, out_overwrite)
     created = not plan.out_dir.exists()
@@ -367,10 +390,20 @@ def execute(plan: Plan, executor: Executor | None = None, view: RunView | None =
         view.prepare(plan, todo, [j for j in plan.jobs if j.key in cached])
         if todo and hasattr(executor, "start"):
             executor.start()
-        results = executor.run(todo, view.event)
+        starts = iter(range(len(todo)))
+
+        def on_event(job: CellJob, event: dict[str, Any]) -> None:
+            if event.get("event") == "start":  # cells in parallel slots start out of plan order
+                view.start(job, next(starts, len(todo) - 1), len(todo),
+                           where=event.get("slot") or event.get("device"))
+            else:
+                view.event(job, event)
+
+        results = executor.run(todo, on_event)
+        finished = results if getattr(executor, "announces_starts", False) else _started(results, todo, view)
         saved = len(records)
         try:
-            for index, (job, record) in enumerate(_started(results, todo, view)):
+            for index, (job, record) in enumerate(finished):
                 records[job.key] = CellRecord.from_json(record)  # the executor hands JSON across processes
                 _writing(lambda: write_json(_record_path(job), clean_floats({**record, "key": job.key})))
                 saved += 1
@@ -398,7 +431,8 @@ def execute(plan: Plan, executor: Executor | None = None, view: RunView | None =
 
 
 def _started(results, todo: list[CellJob], view: RunView):
-    """Tell the view when each cell starts (the executor runs them in order) and pass results through."""
+    """For an executor that does not announce starts: tell the view when each cell starts (one after
+    another, in order) and pass results through."""
     total = len(todo)
     if total:
         view.start(todo[0], 0, total)
