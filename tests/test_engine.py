@@ -335,7 +335,7 @@ def test_live_view_counts_only_phases_with_a_total():
 
     from tuning_bench.cli.liveview import LiveView
 
-    view, job = LiveView(), SimpleNamespace(spec=SimpleNamespace(label="t/m/seed0"))
+    view, job = LiveView(), SimpleNamespace(key="k", spec=SimpleNamespace(label="t/m/seed0"))
     console = Console(width=120, record=True, color_system=None, file=open("/dev/null", "w"))
     view.start(job, 0, 1)
     shown = []
