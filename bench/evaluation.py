@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import environment_line, load  # noqa: E402
+from common import environment_line, load, threads  # noqa: E402
 
 
 def adapted_model(name: str, catalog, task, loaded):
@@ -75,7 +75,7 @@ def main() -> None:
     from tuning_bench.engine.precision import choose_precision
     from tuning_bench.engine.prompting import resolve_format
 
-    torch.set_num_threads(len(__import__("os").sched_getaffinity(0)))
+    torch.set_num_threads(threads())
     precision = choose_precision("auto", "cpu")
     dtype = torch.bfloat16 if precision.precision == "bf16" else None
     report = {"environment": environment_line(), "precision": precision.precision, "examples": args.examples,

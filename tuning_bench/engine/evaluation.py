@@ -57,7 +57,9 @@ def evaluate_generation(model: Any, tokenizer: Any, task: Task, examples: Sequen
 def label_logprobs(model: Any, encoded: Sequence[Encoded], label_ids: Sequence[Sequence[int]], feeder: Feeder,
                    batch_size: int, progress: Progress | None = None) -> torch.Tensor:
     """Summed log-probability of each label's answer tokens after each prompt: (examples, labels).
-    ``progress(n)`` is told each batch's n examples whose every label is scored."""
+    ``progress(n)`` is told, batch by batch, how many examples' worth of (prompt, label) pairs were scored
+    (batches are sorted by length, so an example's labels may fall in different batches; the counts still
+    add up to the number of examples)."""
     pairs = [Encoded(e.prompt_ids, list(ids)) for e in encoded for ids in label_ids]
     scores = torch.zeros(len(pairs))
     scored = 0
@@ -69,7 +71,7 @@ def label_logprobs(model: Any, encoded: Sequence[Encoded], label_ids: Sequence[S
         mask = targets != IGNORE
         picked = logprobs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
         scores[torch.tensor(indices)] = picked.sum(dim=1).cpu()
-        if progress is not None:  # pairs go in order, an example's labels side by side
+        if progress is not None:
             done = (scored + len(indices)) // len(label_ids) - scored // len(label_ids)
             scored += len(indices)
             if done:
