@@ -16,11 +16,12 @@ def threads() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def matmul_gflops(sizes=(2048, 3072), repeats: int = 5) -> float:
-    """Best fp32 matmul rate over square sizes (2 n^3 FLOP per product), as the machine's ceiling."""
+def matmul_gflops(sizes=(2048, 3072), repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """Best matmul rate in ``dtype`` over square sizes (2 n^3 FLOP per product), as the machine's ceiling
+    for that precision."""
     best = 0.0
     for n in sizes:
-        a, b = torch.randn(n, n), torch.randn(n, n)
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         torch.mm(a, b)
         for _ in range(repeats):
             start = time.perf_counter()

@@ -4,7 +4,8 @@ Each command runs in a fresh output directory (nothing cached), with the model a
 breakdown comes from the run's results.json: per phase, summed over cells; "process and runner" is
 the rest (interpreter start-up, fork server, hash verification, writing results and reports).
 
-Usage: python bench/end_to_end.py [--which default,quick] [--out bench/end_to_end.json] [--default-out DIR]
+Usage: python bench/end_to_end.py [--which default,quick,default-fp32,default-bf16] [--out bench/end_to_end.json]
+       [--default-out DIR] [--keep-dir DIR]
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import environment_line  # noqa: E402
 
-COMMANDS = {"default": [], "quick": ["--quick"]}
+COMMANDS = {"default": [], "quick": ["--quick"],
+            # the default run in each precision, for the side-by-side comparison (issue 15)
+            "default-fp32": ["--precision", "fp32"], "default-bf16": ["--precision", "bf16"]}
 
 
 def breakdown(results: dict, wall: float) -> dict:
@@ -48,7 +51,12 @@ def main() -> None:
     parser.add_argument("--default-out", default=None,
                         help="a new folder for the default run's output (kept, e.g. results/default-cpu); "
                              "otherwise a temporary one")
+    parser.add_argument("--keep-dir", default=None,
+                        help="keep every run's output in DIR/NAME (e.g. results/precision-cpu/default-fp32)")
     args = parser.parse_args()
+    unknown = sorted(set(args.which.split(",")) - set(COMMANDS))
+    if unknown:
+        raise SystemExit(f"--which: unknown run(s) {', '.join(unknown)}; choose from {', '.join(COMMANDS)}")
     if args.default_out and Path(args.default_out).exists():
         raise SystemExit(f"--default-out {args.default_out} exists; name a new folder")
     report = {"environment": environment_line(), "runs": {}}
@@ -56,6 +64,10 @@ def main() -> None:
     for name in args.which.split(","):
         with tempfile.TemporaryDirectory() as temporary:
             scratch = args.default_out if name == "default" and args.default_out else temporary
+            if args.keep_dir:
+                scratch = str(Path(args.keep_dir) / name)
+                if Path(scratch).exists():
+                    raise SystemExit(f"{scratch} exists; name a new --keep-dir")
             command = [sys.executable, "-m", "tuning_bench", "run", *COMMANDS[name], "--out", scratch]
             start = time.perf_counter()
             completed = subprocess.run(command, capture_output=True, text=True)
@@ -68,8 +80,8 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "tuning_bench", "report", scratch], check=True, capture_output=True)
             report_seconds = time.perf_counter() - report_start
         parts = breakdown(results, wall)
-        if name == "default" and args.default_out:
-            Path(args.default_out, "wall-time.txt").write_text(
+        if (name == "default" and args.default_out) or args.keep_dir:
+            Path(scratch, "wall-time.txt").write_text(
                 f"{wall:.1f} s wall (bench/end_to_end.py, `tbench run` in a fresh output folder), {report['environment']}\n")
         report["runs"][name] = {"command": "tbench run " + " ".join(COMMANDS[name]), "wall_seconds": wall,
                                 "cells": len(results["cells"]), "breakdown_seconds": parts,

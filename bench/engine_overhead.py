@@ -14,7 +14,11 @@ must agree, or the loops are not doing the same work. Achieved FLOP/s is compare
 fp32 matmul rate (best of 5 on 2048 and 3072 square products), measured beside every step (per-step
 ratio, then the median), and with the rate of products shaped like the model's own, measured once at the start.
 
-Usage: python bench/engine_overhead.py [--steps 14] [--methods prompt,lora,...] [--out bench/overhead.json]
+Usage: python bench/engine_overhead.py [--steps 14] [--methods prompt,lora,...] [--precision fp32|bf16]
+       [--out bench/overhead.json]
+
+With --precision bf16 every loop runs its forward pass under CPU bf16 autocast (as `tbench run` does when
+it resolves to bf16) and the ceiling is the bf16 matmul rate (bf16 operands, same sizes).
 """
 
 from __future__ import annotations
@@ -52,8 +56,9 @@ def bare_batches(examples, indices, pad_id):
 class BareLoop:
     """The hand-written loop: the model's own loss or target-only logits, backward, clip, AdamW, schedule."""
 
-    def __init__(self, model, examples, pad_id, lr, steps, keep_only_targets):
+    def __init__(self, model, examples, pad_id, lr, steps, keep_only_targets, autocast_dtype=None):
         self.model, self.examples, self.pad_id, self.keep = model, examples, pad_id, keep_only_targets
+        self.autocast_dtype = autocast_dtype
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=0.0, fused=True)  # as the engine uses
         warmup = max(1, round(0.1 * steps))
@@ -64,14 +69,9 @@ class BareLoop:
         start = time.perf_counter()
         self.model.train()
         ids, mask, labels = bare_batches(self.examples, indices, self.pad_id)
-        if self.keep:
-            first = int((labels != -100).int().argmax(dim=1).min())
-            keep = ids.shape[1] - first + 1
-            logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits[:, :-1]
-            target = labels[:, ids.shape[1] - keep + 1:]
-            loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1))
-        else:
-            loss = self.model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        # bf16 runs use autocast around the forward pass only, as the engine's feeder does
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast_dtype is not None):
+            loss = self._loss(ids, mask, labels)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, 1.0)
         self.optimizer.step()
@@ -80,9 +80,18 @@ class BareLoop:
         value = float(loss.detach())
         return time.perf_counter() - start, value
 
+    def _loss(self, ids, mask, labels):
+        if not self.keep:
+            return self.model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        first = int((labels != -100).int().argmax(dim=1).min())
+        keep = ids.shape[1] - first + 1
+        logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits[:, :-1]
+        target = labels[:, ids.shape[1] - keep + 1:]
+        return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1))
 
-def model_shaped_gflops(config, rows: int, repeats: int = 5) -> float:
-    """fp32 matmul rate on the products one decoder layer makes for ``rows`` tokens (forward shapes
+
+def model_shaped_gflops(config, rows: int, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """Matmul rate in ``dtype`` on the products one decoder layer makes for ``rows`` tokens (forward shapes
     and the two backward shapes of each), FLOP-weighted: the best the model's own GEMMs can do here."""
     hidden, inter = config.hidden_size, config.intermediate_size
     kv = config.num_key_value_heads * (hidden // config.num_attention_heads)
@@ -92,7 +101,7 @@ def model_shaped_gflops(config, rows: int, repeats: int = 5) -> float:
         for a_shape, b_shape in (((rows, n_in), (n_in, n_out)),    # forward
                                  ((rows, n_out), (n_out, n_in)),   # gradient of the input
                                  ((n_out, rows), (rows, n_in))):   # gradient of the weight
-            a, b = torch.randn(*a_shape), torch.randn(*b_shape)
+            a, b = torch.randn(*a_shape, dtype=dtype), torch.randn(*b_shape, dtype=dtype)
             torch.mm(a, b)
             best = min(_timed(lambda: torch.mm(a, b)) for _ in range(repeats))
             total_flop += 2 * a_shape[0] * a_shape[1] * b_shape[1]
@@ -138,8 +147,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="steps excluded from the median")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="bf16: every loop under CPU bf16 autocast, efficiency against the bf16 matmul rate")
     parser.add_argument("--out", default=str(Path(__file__).parent / "overhead.json"))
     args = parser.parse_args()
+    autocast_dtype = torch.bfloat16 if args.precision == "bf16" else None
+    ceiling_dtype = autocast_dtype or torch.float32
     torch.set_num_threads(threads())
 
     from tuning_bench.engine.data import length_bucketed_batches
@@ -154,12 +167,12 @@ def main() -> None:
     sampler = length_bucketed_batches([e.length for e in examples], args.batch_size, seed=0)
     batches = [next(sampler) for _ in range(args.steps)]
     pad_id = loaded.tokenizer.pad_token_id
-    ceiling = matmul_gflops()
+    ceiling = matmul_gflops(dtype=ceiling_dtype)
     rows = round(median(len(b) * max(examples[i].length for i in b) for b in batches))  # padded tokens
-    shaped = model_shaped_gflops(loaded.model.config, rows)
-    results = {"environment": environment_line(), "matmul_gflops": ceiling, "model_shaped_gflops": shaped,
+    shaped = model_shaped_gflops(loaded.model.config, rows, dtype=ceiling_dtype)
+    results = {"environment": environment_line(), "precision": args.precision, "matmul_gflops": ceiling, "model_shaped_gflops": shaped,
                "model_shaped_rows": rows, "steps": args.steps, "batch_size": args.batch_size, "methods": {}}
-    print(results["environment"], f"| fp32 matmul {ceiling:.1f} GFLOP/s; shaped like the model's GEMMs at "
+    print(results["environment"], f"| {args.precision} matmul {ceiling:.1f} GFLOP/s; shaped like the model's GEMMs at "
           f"{rows} rows {shaped:.1f} GFLOP/s", flush=True)
 
     for name in args.methods.split(","):
@@ -171,11 +184,11 @@ def main() -> None:
             torch.manual_seed(0)  # identical initial adapters in every copy
             model = method.adapt(source.load(task_kind=task.kind, labels=task.labels), task, config)
             if variant == "engine":
-                feeder = make_feeder(model, loaded.kind, pad_id, torch.device("cpu"), None)
+                feeder = make_feeder(model, loaded.kind, pad_id, torch.device("cpu"), autocast_dtype)
                 runners[variant] = Trainer(model, feeder, TrainConfig(steps=args.steps, batch_size=args.batch_size,
                                                                       learning_rate=lr, seed=0))
             else:
-                runners[variant] = BareLoop(model, examples, pad_id, lr, args.steps, variant == "bare+keep")
+                runners[variant] = BareLoop(model, examples, pad_id, lr, args.steps, variant == "bare+keep", autocast_dtype)
         samples = {variant: [] for variant in VARIANTS}
         losses = {variant: [] for variant in VARIANTS}
         ceilings = []
@@ -197,7 +210,7 @@ def main() -> None:
                 # 10-20 % over minutes, and efficiency must not depend on when the ceiling was taken
                 # (the same measurement as the start-up one: best of 5 on 2048 and 3072 products; a
                 # cheaper best-of-2 on 2048 alone reads ~10 % lower here, which would flatter efficiency)
-                ceilings.append(matmul_gflops())
+                ceilings.append(matmul_gflops(dtype=ceiling_dtype))
         engine_seconds = samples["engine"]
         loss_gap = max(abs(a - b) for v in VARIANTS[1:] for a, b in zip(losses["engine"], losses[v]))
         del runners
