@@ -12,7 +12,7 @@ from tuning_bench.host.plugins import load_catalog
 
 pytestmark = pytest.mark.integration
 
-ALL_METHODS = ["zero-shot", "few-shot", "prompt", "prefix", "ptuning", "lora", "ia3", "finetune"]
+ALL_METHODS = ["zero-shot", "few-shot", "hard-prompt", "prompt", "prefix", "ptuning", "lora", "ia3", "finetune"]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_every_method_on_smollm2_passes_the_generation_guard(prepared, tmp_path,
 @pytest.mark.parametrize("method", ALL_METHODS)
 def test_every_method_on_the_minilm_encoder_classifies_or_is_not_applicable(prepared, tmp_path, method):
     record = _cell(tmp_path, method, task="review-sentiment", model="minilm-l6", steps=2, batch_size=4, eval_examples=8)
-    if method in ("zero-shot", "few-shot"):
+    if method in ("zero-shot", "few-shot", "hard-prompt"):
         assert record["status"] == "not_applicable" and "causal-lm" in record["error"]
         return
     assert record["status"] == "ok", record["error"]
@@ -64,3 +64,13 @@ def test_classification_on_the_causal_lm_scores_label_words(prepared, tmp_path):
     assert record["status"] == "ok", record["error"]
     assert record["classification_by"] == "label likelihood"
     assert set(record["predictions"]) <= {"positive", "negative"}
+
+
+def test_hard_prompt_on_smollm2_learns_a_prompt_of_real_tokens(prepared, tmp_path):
+    record = _cell(tmp_path, "hard-prompt", steps=4)
+    assert record["status"] == "ok", record["error"]
+    assert record["guard"]["passed"], record["guard"]
+    learned = record["prompt"]["learned"]
+    assert len(learned["token_ids"]) == 10 and all(0 <= i < 49_152 for i in learned["token_ids"]) and learned["text"]
+    m = record["measurements"]
+    assert m["trainable_params"] == 10 * 576 and m["saved_bytes"] == 0  # trains 10 embeddings, saves token ids

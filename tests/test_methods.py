@@ -103,7 +103,7 @@ def test_save_then_load_gives_identical_outputs(method_name, tiny, tmp_path):
         assert isinstance(trained.model, PeftModel)
 
 
-@pytest.mark.parametrize("method_name", ["zero-shot", "few-shot", *TRAINABLE])
+@pytest.mark.parametrize("method_name", ["zero-shot", "few-shot", "hard-prompt", *TRAINABLE])
 @pytest.mark.parametrize("task_name", ["tiny-gen", "tiny-cls"])
 def test_every_method_passes_the_generation_guard(method_name, task_name, tiny, tmp_path):
     spec = CellSpec(task=task_name, method=method_name, seed=0, model="tiny-llama", method_config={}, steps=2,

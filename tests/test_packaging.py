@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-BUILTIN_METHODS = {"zero-shot", "few-shot", "prompt", "prefix", "ptuning", "lora", "ia3", "finetune"}
+BUILTIN_METHODS = {"zero-shot", "few-shot", "hard-prompt", "prompt", "prefix", "ptuning", "lora", "ia3", "finetune"}
 BUILTIN_TASKS = {"product-descriptions", "review-sentiment", "attribute-extraction"}
 
 

@@ -15,7 +15,7 @@ from tuning_bench.api.errors import PluginError, UsageError
 from tuning_bench.api.method import learning_rate
 from tuning_bench.host.plugins import PluginHost, load_catalog, plugin_infos, reset_default_host
 
-BUILTIN_METHODS = {"zero-shot", "few-shot", "prompt", "prefix", "ptuning", "lora", "ia3", "finetune"}
+BUILTIN_METHODS = {"zero-shot", "few-shot", "hard-prompt", "prompt", "prefix", "ptuning", "lora", "ia3", "finetune"}
 
 
 class Dummy(Method):

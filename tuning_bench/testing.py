@@ -227,7 +227,8 @@ def check_method(method: Any, model: str = "tiny-llama", task: str = "tiny-gen",
         the state fails to restore) gives the same outputs;
       - the saved ``*.safetensors`` bytes equal the trained tensors' bytes plus the files' headers, which
         stay within a small bound (``METADATA_BYTES`` + ``METADATA_BYTES_PER_TENSOR`` each) (``saved="derived"``: at most that, for PEFT methods that store tensors computed from
-        the trained ones, such as the prefix of a reparameterization MLP);
+        the trained ones, such as the prefix of a reparameterization MLP; ``saved="none"``: no tensors at all,
+        for a state that is text or token ids, such as a trained hard prompt);
       - on a causal LM, the generation guard passes with the method's declared ``decoding``.
     ``directory``: where to write the state (a temporary folder by default). Returns the measured figures.
     """
@@ -286,7 +287,9 @@ def check_method(method: Any, model: str = "tiny-llama", task: str = "tiny-gen",
     data_bytes = report["saved_bytes"] - report["metadata_bytes"]
     assert report["metadata_bytes"] <= METADATA_BYTES + METADATA_BYTES_PER_TENSOR * max(len(trainable), 1), (
         f"{method.name}: {report['metadata_bytes']} bytes of safetensors headers for {len(trainable)} tensors")
-    if saved == "trained" or not method.trains:
+    if saved == "none":
+        assert report["saved_bytes"] == 0, f"{method.name} saved {report['saved_bytes']} bytes of tensors, expected none"
+    elif saved == "trained" or not method.trains:
         assert data_bytes == report["trained_bytes"], (
             f"{method.name} saved {data_bytes} bytes of tensors for {report['trained_bytes']} trained bytes")
     else:

@@ -45,6 +45,7 @@ class Method:
         grad as one safetensors file, so the saved size is what the method trains (``PeftMethod`` keeps
         PEFT's adapter format).
       ``context_examples``: worked examples shown in front of every input (few-shot prompting).
+      ``learned_prompt``: the readable prompt a method trained (a hard prompt), for the record and reports.
 
     On an encoder (sequence classification) the engine, not the method, trains the new classification
     head of every trained method: after ``adapt`` it unfreezes the modules named ``classifier`` or
@@ -79,6 +80,12 @@ class Method:
     def context_examples(self, task: Task, config: Mapping[str, Any], seed: int) -> list[Example]:
         """Worked examples to show before every input; none by default."""
         return []
+
+    def learned_prompt(self, adapted: Any, tokenizer: Any) -> dict[str, Any] | None:
+        """The prompt the method learned, as ``{"text": ..., "token_ids": [...]}``, or None (the default: a
+        method that learns weights, or a fixed prompt). Asked after evaluation; the engine records it with
+        the cell's prompt (``prompt.learned``) and the reports show it beside the answers."""
+        return None
 
     def not_applicable_to(self, loaded: LoadedModel, task: Task, config: Mapping[str, Any]) -> str | None:
         """Why this method cannot adapt this loaded model (e.g. it has none of the weights the method

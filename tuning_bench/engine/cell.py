@@ -176,6 +176,9 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
 
     from tuning_bench.engine.state import save_state
 
+    learned = method.learned_prompt(adapted, loaded.tokenizer)
+    if learned is not None:  # a trained hard prompt: part of the prompt every answer was given
+        data.prompt_record["learned"] = learned
     state = save_state(method, adapted, spec.keep, cell_dir / "state", data.prompt_record)
     return _record(spec, task, loaded, adapted, config, data, log, evaluation, state, probe.finish(), load_seconds)
 

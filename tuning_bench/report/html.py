@@ -171,6 +171,16 @@ def _samples(view: TaskView) -> list[str]:
             _table(["Input", "Reference"] + [_e(m) for m in samples.methods], rows)]
 
 
+def _learned(view: TaskView) -> list[str]:
+    if not view.learned_prompts:
+        return []
+    rows = [_cell(_e(p.method)) + _cell(_e(p.seed), "num") + _cell(_e(p.tokens), "num") + _cell(_e(p.text), "text")
+            for p in view.learned_prompts]
+    return ["<h3>Learned prompts</h3>",
+            "<p>The tokens a method trained and put in front of every input above, decoded to text.</p>",
+            _table(["Method", "Seed", "Tokens", "Prompt"], rows)]
+
+
 def _task(view: TaskView, index: int, plots: list[Plot], intervals: dict[str, Any]) -> list[str]:
     direction = "higher" if view.higher_is_better else "lower"
     parts = [f'<h2 id="task-{index}">Task: {_e(view.name)}</h2>',
@@ -194,6 +204,7 @@ def _task(view: TaskView, index: int, plots: list[Plot], intervals: dict[str, An
     parts.append("<h3>Plots</h3>")
     parts += [_figure(p) for p in plots]
     parts += _samples(view)
+    parts += _learned(view)
     return parts
 
 

@@ -75,6 +75,7 @@ def _task_section(view: TaskView, plots: list[tuple[str, str]], intervals: dict[
     for filename, caption in plots:
         lines += [f"![{md_text(filename.removesuffix('.png'))}](plots/{filename})", "", f"*{md_text(caption)}*", ""]
     lines += _samples_section(view)
+    lines += _learned_section(view)
     return lines
 
 
@@ -108,6 +109,15 @@ def _samples_section(view: TaskView) -> list[str]:
         shown = ["—" if p is None else ("*(empty)*" if p == "" else md_text(p, SAMPLE_CHARS)) for p in predictions]
         rows.append([md_text(text, SAMPLE_CHARS), md_text(reference, SAMPLE_CHARS)] + shown)
     return lines + _table(header, rows) + [""]
+
+
+def _learned_section(view: TaskView) -> list[str]:
+    if not view.learned_prompts:
+        return []
+    lines = ["### Learned prompts", "", "The tokens a method trained and put in front of every input above, "
+             "decoded to text.", ""]
+    rows = [[md_text(p.method), str(p.seed), str(p.tokens), md_text(p.text)] for p in view.learned_prompts]
+    return lines + _table(["Method", "Seed", "Tokens", "Prompt"], rows, ["left", "right", "right", "left"]) + [""]
 
 
 def _failures(data: RunDocument) -> list[str]:

@@ -96,6 +96,16 @@ class SampleTable:
     rows: list[tuple[str, str, list[str | None]]]  # input, reference, a prediction per method
 
 
+@dataclass(frozen=True)
+class LearnedPrompt:
+    """The prompt a method learned (a trained hard prompt) in one cell: shown beside the sample answers."""
+
+    method: str
+    seed: int
+    text: str
+    tokens: int
+
+
 @dataclass
 class TaskView:
     """Everything a report shows about one task."""
@@ -110,6 +120,7 @@ class TaskView:
     curves: list[Curve]
     samples: SampleTable
     sweep: list[dict[str, Any]] = field(default_factory=list)
+    learned_prompts: list[LearnedPrompt] = field(default_factory=list)
 
     @property
     def columns(self) -> list[Column]:
@@ -235,6 +246,14 @@ def sample_table(cells: list[CellRecord], order: list[str]) -> SampleTable:
     return SampleTable(seed, methods, rows)
 
 
+def learned_prompts(cells: list[CellRecord], order: list[str]) -> list[LearnedPrompt]:
+    """Every finished cell's learned prompt (``prompt.learned``), by method order, then seed."""
+    found = [c for c in cells if c.ok and isinstance(c.prompt.get("learned"), dict)]
+    found.sort(key=lambda c: (order.index(c.method) if c.method in order else len(order), c.seed))
+    return [LearnedPrompt(c.method, c.seed, str(c.prompt["learned"].get("text", "")),
+                          len(c.prompt["learned"].get("token_ids") or [])) for c in found]
+
+
 def build_tasks(data: RunDocument | dict[str, Any]) -> list[TaskView]:
     """Aggregate the record into one view per task. With a sweep, only the chosen trials count."""
     document = as_document(data)
@@ -266,7 +285,8 @@ def build_tasks(data: RunDocument | dict[str, Any]) -> list[TaskView]:
         views.append(TaskView(name=task, kind=str(info.get("kind", "")), headline_metric=headline, higher_is_better=higher,
                               other_metrics=metrics, rows=rows, not_applicable=not_applicable,
                               curves=[c for c in curves if c.train_steps or c.val_steps],
-                              samples=sample_table(cells, order), sweep=sweep))
+                              samples=sample_table(cells, order), sweep=sweep,
+                              learned_prompts=learned_prompts(cells, order)))
     return views
 
 
