@@ -27,6 +27,8 @@ class Method:
       paper: where the method and its defaults come from.
       options: typed options with defaults; a trainable method has ``learning_rate`` among them.
       trains: False for hard-prompt baselines (no optimiser step; still measured).
+      default_run: False leaves the method out of a run that names none (``tbench run`` without
+        ``--methods``), whose budget is sized to end within 10 minutes on a 2-core CPU; it runs when named.
       task_kinds, model_kinds: what the method supports; anything else is "not applicable".
       decoding: how the engine generates with the adapted model: "generate" (the model's own
         ``generate`` in left-padded batches; the safe default), "engine" (the engine's cached greedy
@@ -58,6 +60,7 @@ class Method:
     paper: ClassVar[str] = ""
     options: ClassVar[tuple[Option, ...]] = ()
     trains: ClassVar[bool] = True
+    default_run: ClassVar[bool] = True
     task_kinds: ClassVar[frozenset[TaskKind]] = frozenset(TaskKind)
     model_kinds: ClassVar[frozenset[ModelKind]] = frozenset(ModelKind)
     decoding: ClassVar[str] = "generate"
@@ -150,6 +153,7 @@ class Method:
             "description": cls.description,
             "paper": cls.paper,
             "trains": cls.trains,
+            "default_run": cls.default_run,
             "task_kinds": sorted(k.value for k in cls.task_kinds),
             "model_kinds": sorted(k.value for k in cls.model_kinds),
             "options": [

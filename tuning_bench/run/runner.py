@@ -107,7 +107,7 @@ def _cell_key(spec: CellSpec, task_fingerprint: str, model_fingerprint: str) -> 
 
 def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan:
     """Validate every name, option and number, and lay out the cells; raises UsageError before any work."""
-    methods = settings.methods or catalog.methods.names()
+    methods = settings.methods or [name for name in catalog.methods.names() if catalog.methods.get(name).default_run]
     for name in methods:
         catalog.methods.get(name)  # unknown names fail here, with suggestions
     for name in settings.options:

@@ -70,7 +70,7 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("methods", "names", [], "Comma list of methods.", default_text="every registered method"),
+    Setting("methods", "names", [], "Comma list of methods.", default_text="every registered method in the default run"),
     Setting("tasks", "names", ["product-descriptions"], "Comma list of tasks."),
     Setting("task_files", "paths", [], "A YAML task file (repeatable; replaces the default task unless --tasks is given).",
             flag="--task-file"),
