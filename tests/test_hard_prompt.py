@@ -157,3 +157,16 @@ def test_invalid_options_are_one_clear_error(overrides, message):
     with pytest.raises(UsageError) as info:
         resolve_options(method.name, method.options, overrides)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_it_runs_when_named_but_not_in_the_default_run(tiny, tmp_path):
+    from tuning_bench.run.runner import plan_run
+    from tuning_bench.run.settings import RunSettings
+
+    catalog = load_catalog()
+    assert catalog.methods.get("hard-prompt").summary()["default_run"] is False
+    default = plan_run(RunSettings(tasks=["tiny-gen"], model="tiny-llama", out=str(tmp_path / "a")), catalog)
+    named = plan_run(RunSettings(methods=["hard-prompt", "lora"], tasks=["tiny-gen"], model="tiny-llama",
+                                 out=str(tmp_path / "b")), catalog)
+    assert "hard-prompt" not in default.method_configs and {"zero-shot", "prompt", "lora"} <= set(default.method_configs)
+    assert set(named.method_configs) == {"hard-prompt", "lora"}
