@@ -58,7 +58,7 @@ class HardPrompt(Method):
         return DiscretePrompt(model, blocked, soft=table[torch.tensor(ids)].detach())
 
     def parameter_groups(self, model, config):
-        # Decay pulls P towards the origin, where the nearest token by cosine can change with small steps.
+        # The engine's optimiser decays nothing; PEZ decays P, so this group carries its own weight decay.
         return [{"params": [model.soft], "lr": config["learning_rate"], "weight_decay": config["weight_decay"]}]
 
     def learned_prompt(self, adapted, tokenizer):
