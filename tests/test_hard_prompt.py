@@ -42,7 +42,10 @@ def _adapted(overrides=None, train_steps=0):
 @pytest.mark.parametrize("task_name", ["tiny-gen", "tiny-cls"])
 def test_hard_prompt_keeps_the_contract(task_name):
     method = load_catalog(["tuning_bench.testing"]).methods.get("hard-prompt")
-    report = check_method(method, "tiny-llama", task_name, learning_rate=FAST_RATE, saved="none")
+    # 30 tokens of a 400-token vocabulary move the tiny random model's loss by ~10 % in 40 steps (soft
+    # prompts: over 20 %); the batch repeats, so any fall is the learned tokens' doing, not noise.
+    report = check_method(method, "tiny-llama", task_name, learning_rate=FAST_RATE, options={"num_tokens": 30},
+                          saved="none", min_drop=0.05)
     assert report["changed"] == [], report["changed"][:5]  # not one weight of the model moved
     assert report["state_kind"] == "prompt-only" and report["saved_bytes"] == 0
     assert report["guard"]["passed"] and report["guard"]["checked_prompts"] == 3

@@ -214,14 +214,15 @@ def _weight_bytes(directory: Any) -> tuple[int, int]:
 
 def check_method(method: Any, model: str = "tiny-llama", task: str = "tiny-gen", *, learning_rate: float | None = None,
                  options: dict[str, Any] | None = None, steps: int = 40, saved: str = "trained",
-                 directory: Any = None) -> dict[str, Any]:
+                 directory: Any = None, min_drop: float = 0.2) -> dict[str, Any]:
     """The contract every method keeps, checked on a tiny model; raises AssertionError naming what broke.
 
     For a plugin's own tests: ``check_method(MyMethod(), "tiny-bert", "tiny-cls", learning_rate=1e-2)``.
     It adapts the model as the engine does (an encoder's head trains too) and checks that:
       - ``not_applicable_to`` accepts the tiny model;
-      - training one repeated batch for ``steps`` steps lowers the loss by 20 % or more (pass a
-        ``learning_rate`` that moves a random two-layer model that fast, often ~10x the default);
+      - training one repeated batch for ``steps`` steps lowers the loss by ``min_drop`` (20 %) or more (pass
+        a ``learning_rate`` that moves a random two-layer model that fast, often ~10x the default; a method
+        that can only choose among vocabulary tokens, such as a hard prompt, moves it less);
       - every parameter that was frozen is bit-identical afterwards (the method changed only its own);
       - ``save_state`` then ``load_state`` onto a freshly loaded model (other random weights for anything
         the state fails to restore) gives the same outputs;
@@ -267,7 +268,7 @@ def check_method(method: Any, model: str = "tiny-llama", task: str = "tiny-gen",
                     param_groups=method.parameter_groups(adapted, config), step_hook=method.on_step)
         first, last = sum(log.train_loss[:3]) / 3, sum(log.train_loss[-3:]) / 3
         report.update(first_loss=first, last_loss=last)
-        assert last < 0.8 * first, f"{method.name} did not learn on {model}: loss {first:.3f} -> {last:.3f}"
+        assert last < (1 - min_drop) * first, f"{method.name} did not learn on {model}: loss {first:.3f} -> {last:.3f}"
     frozen_changed = [name for name, p, copy in base if not p.requires_grad and not torch.equal(copy, p.detach())]
     assert not frozen_changed, f"{method.name} changed frozen parameters: {frozen_changed[:5]}"
     report["changed"] = [name for name, p, copy in base if not torch.equal(copy, p.detach())]
