@@ -28,7 +28,8 @@ CASES = [
 
 def tiny_run(tmp_path: Path, model: str, task: str, methods: list[str], **overrides) -> Path:
     values = dict(methods=methods, tasks=[task], model=model, seeds=[0], steps=2, batch_size=4, eval_examples=3,
-                  val_examples=2, eval_batch_size=4, out=str(tmp_path / "run"), executor="in-process", samples=1)
+                  val_examples=2, eval_batch_size=4, out=str(tmp_path / "run"), executor="in-process", samples=1,
+                  latency=False)
     values.update(overrides)
     execute(plan_run(RunSettings(**values), load_catalog()), executor=InProcessExecutor(), prepare_model=False)
     return tmp_path / "run"
@@ -80,11 +81,11 @@ def test_export_writes_the_state_and_a_model_card(tiny, tmp_path, cli_runner):
     cell = next(c for c in load_document(run_dir).cells if c.method == "lora")
     assert card.startswith("---\nlibrary_name: peft\n")
     assert "# lora on tiny-gen" in card and "Tiny learnable generation task" in card
-    assert "| rouge\\_l (higher is better), this state |" in card and "95 % CI [" in card
+    assert "| rouge\\_l (higher is better), this state | " in card and "95 % CI \\[" in card
     assert "the run's verdict: mean over 1 seed, paired bootstrap over 3 test examples" in card
     assert "2 steps of 4 examples" in card
     assert f"peft {cell.environment['packages']['peft']}" in card and "transformers " in card
-    assert "PeftModel.from_pretrained(base" in card
+    assert "PeftModel.from_pretrained(base" in card and "weights of tbench's model source \"tiny-llama\"" in card
     check_loads_as_is(dest, CASES[0][2])
 
 

@@ -18,7 +18,7 @@ from tuning_bench.run.settings import RunSettings, flag_values
 def settings(tmp_path: Path, **overrides) -> RunSettings:
     values = dict(methods=["zero-shot", "lora"], tasks=["tiny-gen"], model="tiny-llama", seeds=[0], steps=4,
                   batch_size=4, eval_examples=4, val_examples=2, val_every=2, eval_batch_size=4,
-                  out=str(tmp_path / "run"), executor="in-process", samples=1)
+                  out=str(tmp_path / "run"), executor="in-process", samples=1, latency=False)
     values.update(overrides)
     return RunSettings(**values)
 
@@ -58,7 +58,7 @@ class FakeTracker:
 
 @pytest.fixture
 def fake_tracker(monkeypatch):
-    monkeypatch.setitem(tracking.TRACKERS, "fake", tracking.TrackerKind("fake", "json", "pip install fake", FakeTracker))
+    monkeypatch.setitem(tracking.TRACKERS, "fake", tracking.TrackerKind("fake", ("json",), "pip install fake", FakeTracker))
     monkeypatch.setattr(FakeTracker, "logged", [])
     monkeypatch.setattr(FakeTracker, "fail", False)
     return FakeTracker

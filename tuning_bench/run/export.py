@@ -83,9 +83,12 @@ def _usage(cell: CellRecord, kind: str | None) -> list[str]:
     note = ("" if "/" in model else
             f"`{md_text(model)}` is a tbench model source: `tbench models fetch {md_text(model)}` prepares its "
             "weights, and `tbench models` says where they come from.")
+    # A registered source's name is no Hub id: say whose weights to load instead of a call that would fail.
+    where = (f"{base})  # the base model the run trained on" if "/" in model else
+             f"BASE)  # BASE: a Hub id or folder with the weights of tbench's model source {base}")
     if kind == PEFT_ADAPTER:
         lines = ["```python", "from peft import PeftModel", f"from transformers import {auto}", "",
-                 f"base = {auto}.from_pretrained({base})  # the base model the run trained on",
+                 f"base = {auto}.from_pretrained({where}",
                  'model = PeftModel.from_pretrained(base, "path/to/this/folder")', "```"]
     else:
         lines = [f"The state is tbench's format `{md_text(kind or '—')}`; the method that saved it loads it "

@@ -73,7 +73,13 @@ class MlflowTracker:
 
     def _experiment(self) -> tuple[Any, str]:
         if self._client is None:
+            import logging
+
             from mlflow.tracking import MlflowClient
+
+            # Creating a store logs its table set-up at INFO; it would cut through the run's live view.
+            for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+                logging.getLogger(name).setLevel(logging.WARNING)
 
             client = MlflowClient(tracking_uri=self.uri)
             found = client.get_experiment_by_name(self.experiment)

@@ -130,10 +130,10 @@ def cell_log(cell: CellRecord, key: str, run: str) -> CellLog:
 
 @dataclass(frozen=True)
 class TrackerKind:
-    """A tracker tbench can write to: the module it needs and how to install it."""
+    """A tracker tbench can write to: the modules it needs and how to install them."""
 
     name: str
-    module: str
+    modules: tuple[str, ...]
     install: str
     open: Callable[[Path], Any]
 
@@ -151,8 +151,9 @@ def _mlflow(out_dir: Path) -> Any:
 
 
 TRACKERS = {
-    "tensorboard": TrackerKind("tensorboard", "tensorboard", "pip install 'tuning-bench[tensorboard]'", _tensorboard),
-    "mlflow": TrackerKind("mlflow", "mlflow", "pip install 'tuning-bench[mlflow]'", _mlflow),
+    "tensorboard": TrackerKind("tensorboard", ("tensorboard",), "pip install 'tuning-bench[tensorboard]'", _tensorboard),
+    # MLflow's local store is SQLite (its file store is in maintenance mode), which needs SQLAlchemy and Alembic.
+    "mlflow": TrackerKind("mlflow", ("mlflow", "sqlalchemy", "alembic"), "pip install 'tuning-bench[mlflow]'", _mlflow),
 }
 
 
@@ -162,9 +163,10 @@ def check_trackers(names: list[str]) -> None:
         if name not in TRACKERS:
             raise did_you_mean("tracker", name, TRACKERS, of=" in --log-to")
         kind = TRACKERS[name]
-        if importlib.util.find_spec(kind.module) is None:
-            raise UsageError(f"--log-to {name}: the {kind.module} package is not installed; install it with "
-                             f"{kind.install}")
+        missing = [module for module in kind.modules if importlib.util.find_spec(module) is None]
+        if missing:
+            raise UsageError(f"--log-to {name}: the {' and '.join(missing)} package{'s are' if len(missing) > 1 else ' is'} "
+                             f"not installed; install {'them' if len(missing) > 1 else 'it'} with {kind.install}")
 
 
 class Tracking:
