@@ -18,10 +18,10 @@ from tuning_bench.api.method import FULL_MODEL, PROMPT_ONLY
 from tuning_bench.api.peft_method import PEFT_ADAPTER
 from tuning_bench.report.markdown import md_text
 from tuning_bench.report.tables import format_bytes, format_count, format_interval, format_seconds, format_value
+from tuning_bench.report.verdicts import cell_intervals
 from tuning_bench.run.inference import find_cell
 from tuning_bench.run.records import CellRecord, Measurements, RunDocument, StateInfo
 from tuning_bench.run.results import load_document
-from tuning_bench.run.tracking import quality_intervals
 
 CARD = "README.md"  # also the name PEFT gives its own (empty) card in the state folder; ours replaces it
 
@@ -106,7 +106,7 @@ def model_card(document: RunDocument, cell: CellRecord) -> str:
     task_info = cell.task_info or {}
     headline = cell.headline
     metric = headline.metric if headline else "—"
-    interval = quality_intervals(cell).get(metric)
+    interval = cell_intervals(cell).get(metric)
     examples = m.eval_examples
     this_state = (f"{format_value('metric', headline.value if headline else None)}"
                   + (f", 95 % CI {format_interval(interval)} (bootstrap over its {examples} test examples)"

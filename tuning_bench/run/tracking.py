@@ -69,24 +69,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "_"
 
 
-def quality_intervals(cell: CellRecord) -> dict[str, tuple[float, float]]:
-    """Each quality metric's 95 % percentile interval over the cell's own test examples (a bootstrap
-    of its per-example data, as the verdicts resample it); metrics without such data are left out."""
-    from tuning_bench.stats.bootstrap import example_weights, interval
-    from tuning_bench.stats.samples import cell_statistic, example_indices
-
-    indices = example_indices(cell)
-    if not indices:
-        return {}
-    weights = example_weights(len(indices))
-    intervals = {}
-    for metric in cell.quality:
-        statistic = cell_statistic(cell, metric, indices)
-        if statistic is not None:
-            intervals[metric] = interval(statistic.resampled(weights))
-    return intervals
-
-
 def cell_log(cell: CellRecord, key: str, run: str) -> CellLog:
     """The tracker run of a cell record (``key``: the cell's cache key; ``run``: the tbench run it belongs to)."""
     trial = f"/{_slug(cell.trial)}" if cell.trial else ""
@@ -110,7 +92,9 @@ def cell_log(cell: CellRecord, key: str, run: str) -> CellLog:
     for metric, value in cell.quality.items():
         if _number(value) is not None:
             log.final[f"quality/{metric}"] = float(value)
-    for metric, (low, high) in quality_intervals(cell).items():
+    from tuning_bench.report.verdicts import cell_intervals  # numpy and the report: only once a cell is logged
+
+    for metric, (low, high) in cell_intervals(cell).items():
         log.final[f"quality/{metric}_ci95_low"] = low
         log.final[f"quality/{metric}_ci95_high"] = high
     measurements = cell.measurements or Measurements()
