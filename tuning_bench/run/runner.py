@@ -34,6 +34,7 @@ from tuning_bench.run.records import CellRecord, RunDocument, RunInfo
 from tuning_bench.run.results import SCHEMA, SCHEMA_VERSION, clean_floats, csv_text, write_json
 from tuning_bench.run.settings import SETTINGS, SWEEPS, RunSettings, outside_cache_key
 from tuning_bench.run.slots import Slot, device_type, plan_slots
+from tuning_bench.run.tracking import Tracking, check_trackers
 from tuning_bench.api.task import Task
 
 
@@ -130,6 +131,7 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
                              "give each task file its own name: (tables and records tell tasks apart by it)")
         given_as[task.name] = given
     source = resolve_model(catalog, settings.model, settings.trust_remote_code)
+    check_trackers(settings.log_to)
     if settings.devices:
         slots = plan_slots(settings.devices, settings.jobs, settings.device, settings.threads, settings.executor)
         # Cells are planned for the device type; the executor gives each its slot's device (cuda:N).
@@ -388,6 +390,10 @@ def execute(plan: Plan, executor: Executor | None = None, view: RunView | None =
                     lock.remove_if_empty()
                 raise
         view.prepare(plan, todo, [j for j in plan.jobs if j.key in cached])
+        tracking = Tracking(plan.settings.log_to, plan.out_dir, view.warn)
+        for job in plan.jobs:
+            if job.key in cached:  # logged once per tracker: a cached cell only if that tracker lacks it
+                tracking.log(records[job.key], job.key)
         if todo and hasattr(executor, "start"):
             executor.start()
         starts = iter(range(len(todo)))
@@ -408,6 +414,7 @@ def execute(plan: Plan, executor: Executor | None = None, view: RunView | None =
                 _writing(lambda: write_json(_record_path(job), clean_floats({**record, "key": job.key})))
                 saved += 1
                 view.finish(job, record)
+                tracking.log(records[job.key], job.key, again=True)
                 if index + 1 < len(todo):  # keep results.json current, so an interrupted run leaves a valid file
                     data = assemble(plan, records, cached, time.perf_counter() - started)
                     _writing(lambda: write_outputs(plan.out_dir, data, reports=False))

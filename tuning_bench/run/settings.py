@@ -113,6 +113,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sweep", "str", None, "Try learning rates around each method's default; pick by validation loss.",
             choices=tuple(SWEEPS), default_text="off"),
     Setting("out", "str", "tbench-runs/latest", "Output directory.", affects_result=False),
+    Setting("log_to", "names", [], "Experiment trackers that get one run per cell: tensorboard, mlflow.",
+            affects_result=False, default_text="off"),
     Setting("options", "options", {}, "Method option overrides: {method: {option: value}}.", flag=None),
     Setting("trust_remote_code", "bool", False, "Allow models that need code from their repository.", per_cell=True),
     Setting("executor", "str", "local", "local: each cell in its own process.", choices=("local", "in-process"),
