@@ -54,9 +54,10 @@ class AnyPeft(PeftMethod):
             raise UsageError(f"{where}: {self.name} needs a configuration: --set {self.name}.config=adapter_config.json "
                              f"or --set {self.name}.peft_type=TYPE (e.g. VERA) with any of its fields")
         config_cls = config_class(config["peft_type"], where)
+        inline = {k: v for k, v in overrides.items() if k not in declared}  # --set peft.FIELD=TEXT
         fields.update(config["fields"])
-        fields.update({k: v for k, v in overrides.items() if k not in declared})
-        checked = check_fields(config_cls, fields, self.name, where)
+        fields.update(inline)
+        checked = check_fields(config_cls, fields, self.name, where, text=inline.keys())
         peft_type = str(config["peft_type"]).strip().upper()  # as config_class found it
         try:
             build_config(peft_type, checked, None)  # PEFT's own checks of the combination, before anything runs

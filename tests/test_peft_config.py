@@ -89,7 +89,7 @@ def test_the_method_comparison_vera_file_trains_and_passes_the_guard(tiny, tmp_p
     assert saved["peft_type"] == "VERA" and saved["r"] == 256 and saved["task_type"] == "CAUSAL_LM"
 
 
-def test_inline_values_are_read_by_the_field_type():
+def test_inline_values_are_read_by_the_field_type(tmp_path):
     peft = _peft()
     fields = peft.resolve_config({"peft_type": "lora", "r": "4", "lora_dropout": "0.1", "use_rslora": "true",
                                   "target_modules": "q_proj,v_proj", "bias": "none",
@@ -99,13 +99,16 @@ def test_inline_values_are_read_by_the_field_type():
     single = peft.resolve_config({"peft_type": "LORA", "target_modules": "q_proj"})["fields"]
     assert single["target_modules"] == ["q_proj"]  # a bare string would be a regular expression over full paths
     assert peft.resolve_config({"peft_type": "LORA", "target_modules": "all-linear"})["fields"]["target_modules"] == "all-linear"
+    # a file's values are typed JSON already: a string there is PEFT's regular expression, kept as it is
+    regex = _write(tmp_path, {"peft_type": "LORA", "target_modules": r".*\.(q|v)_proj"}, "regex.json")
+    assert peft.resolve_config({"config": str(regex)})["fields"]["target_modules"] == r".*\.(q|v)_proj"
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [
     ({"peft_type": "VERA", "rr": "8"}, ["Unknown field 'rr' of PEFT's VeraConfig", "Did you mean: r?", "projection_prng_key"]),
     ({"peft_type": "VERA", "r": "many"}, ["peft.r must be integer (VeraConfig.r)", '"many"']),
     ({"peft_type": "LOHA", "target_modules": "{\"a\": 1}"}, ["peft.target_modules must be", "list of string"]),
-    ({"peft_type": "VERAA"}, ["Unknown PEFT type 'VERAA'", "Did you mean: VERA?"]),
+    ({"peft_type": "VERAA"}, ["Unknown PEFT type 'VERAA'", "Did you mean: VERA"]),
     ({}, ["peft needs a configuration", "--set peft.config="]),
     ({"peft_type": "LORA", "layers_pattern": "layers"}, ["PEFT refuses this LORA config", "layers_to_transform"]),
     ({"config": "/nonexistent/adapter_config.json"}, ["no such PEFT config file"]),
@@ -238,4 +241,22 @@ def test_method_config_flag_and_suite_key(tmp_path):
     assert settings.method_config == {"vera-a": "a.json", "loha-b": "c.json"}  # a flag replaces one name
     suite.write_text("method_config: [a.json]\n")
     with pytest.raises(UsageError, match="expected NAME=FILE"):
+        load_suite(suite)
+
+
+def test_the_run_command_takes_method_config_flags(cli_runner, tmp_path):
+    result = run_tbench(cli_runner, "run", "--methods", "zero-shot", "--method-config", "mine=/nonexistent/vera.json",
+                        "--out", str(tmp_path / "run"))
+    assert result.exit_code == 2
+    assert "--method-config mine: no such PEFT config file '/nonexistent/vera.json'" in result.output
+    result = run_tbench(cli_runner, "run", "--method-config", "no-equals-sign", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 2 and "expected NAME=FILE" in result.output
+
+
+def test_a_suite_method_config_must_be_a_mapping(tmp_path):
+    from tuning_bench.run.settings import load_suite
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("method_config: 5\n")
+    with pytest.raises(UsageError, match="must map method names to config files"):
         load_suite(suite)

@@ -14,7 +14,7 @@ import json
 import math
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,6 @@ from tuning_bench.api.errors import UsageError, did_you_mean
 IGNORED = frozenset({"base_model_name_or_path", "revision", "inference_mode", "task_type", "auto_mapping",
                      "peft_version", "peft_type"})
 _BOOL_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
-
-
-def peft_types() -> list[str]:
-    """Every tuner type the installed PEFT can build a config for (``LORA``, ``VERA``, ...)."""
-    from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
-
-    return sorted(str(getattr(t, "value", t)) for t in PEFT_TYPE_TO_CONFIG_MAPPING)
 
 
 def config_class(peft_type: Any, where: str) -> type:
@@ -161,8 +154,12 @@ def _json_or_text(text: str) -> Any:
         return text
 
 
-def check_fields(config_cls: type, fields: Mapping[str, Any], owner: str, where: str) -> dict[str, Any]:
-    """Each field checked against the class (text parsed first); ``IGNORED`` ones dropped. One line per mistake."""
+def check_fields(config_cls: type, fields: Mapping[str, Any], owner: str, where: str,
+                 text: Collection[str] = ()) -> dict[str, Any]:
+    """Each field checked against the class; ``IGNORED`` ones dropped. One line per mistake.
+
+    The string values of the fields named in ``text`` are command-line text, read by ``parse_text``; other
+    values are typed already (JSON from a file, YAML, a planned config) and are taken as they are."""
     known = field_types(config_cls)
     checked: dict[str, Any] = {}
     for name, raw in fields.items():
@@ -172,7 +169,7 @@ def check_fields(config_cls: type, fields: Mapping[str, Any], owner: str, where:
             err = did_you_mean("field", str(name), [k for k in known if k not in IGNORED], of=f" of PEFT's {config_cls.__name__}")
             raise UsageError(f"{where}: {err}")
         hint = known[name]
-        value = parse_text(raw, hint) if isinstance(raw, str) else raw
+        value = parse_text(raw, hint) if isinstance(raw, str) and name in text else raw
         if not conforms(value, hint):
             raise UsageError(f"{where}: {owner}.{name} must be {describe(hint)} ({config_cls.__name__}.{name}), "
                              f"got {json.dumps(raw) if _jsonable(raw) else repr(raw)}")
