@@ -141,7 +141,7 @@ def test_a_tuner_peft_cannot_apply_is_not_applicable_with_peft_reason(tiny, tmp_
                     eval_examples=4)
     record = run_cell(spec, tmp_path / "cell", None)
     assert record["status"] == "not_applicable"
-    assert record["error"].startswith("PEFT cannot apply LOHA to this model: ") and "q_proj" in record["error"]
+    assert record["error"].startswith("PEFT cannot apply LOHA to this model: No modules were targeted")
 
 
 def test_decoding_follows_the_tuner():
