@@ -173,7 +173,7 @@ def test_two_method_configs_run_as_two_named_methods(tiny, tmp_path):
     from tuning_bench.run.runner import execute, plan_run
 
     vera = _write(tmp_path, {"peft_type": "VERA", "r": 8, "save_projection": False}, "vera.json")
-    settings = _settings(tmp_path, methods=["zero-shot"], method_config={"vera-8": str(vera), "loha-32": str(LOHA_FILE)},
+    settings = _settings(tmp_path, methods=["zero-shot"], method_files={"vera-8": str(vera), "loha-32": str(LOHA_FILE)},
                          options={"vera-8": {"learning_rate": 0.05}})
     catalog = load_catalog()
     plan = plan_run(settings, catalog)
@@ -196,7 +196,7 @@ def test_the_cache_key_holds_the_config_content_not_its_path(tiny, tmp_path):
     from tuning_bench.run.runner import plan_run
 
     path = _write(tmp_path, {"peft_type": "IA3"}, "ia3.json")
-    settings = _settings(tmp_path, methods=[], method_config={"ia3-file": str(path)})
+    settings = _settings(tmp_path, methods=[], method_files={"ia3-file": str(path)})
     first = {job.spec.method: job.key for job in plan_run(settings, load_catalog()).jobs}
     assert "peft" not in first and "ia3-file" in first  # peft alone needs a config: not in a default run
     path.write_text(json.dumps({"peft_type": "IA3", "target_modules": ["k_proj"], "feedforward_modules": []}))
@@ -205,7 +205,7 @@ def test_the_cache_key_holds_the_config_content_not_its_path(tiny, tmp_path):
     assert {k: v for k, v in second.items() if k != "ia3-file"} == {k: v for k, v in first.items() if k != "ia3-file"}
     moved = tmp_path / "elsewhere.json"
     moved.write_text(path.read_text())
-    third = plan_run(_settings(tmp_path, methods=[], method_config={"ia3-file": str(moved)}), load_catalog()).jobs
+    third = plan_run(_settings(tmp_path, methods=[], method_files={"ia3-file": str(moved)}), load_catalog()).jobs
     assert {job.spec.method: job.key for job in third}["ia3-file"] == second["ia3-file"]
 
 
@@ -216,30 +216,30 @@ def test_setting_a_peft_option_brings_peft_into_a_default_run(tiny, tmp_path):
     assert "peft" in plan.method_configs and plan.method_configs["peft"]["peft_type"] == "IA3"
 
 
-@pytest.mark.parametrize(("method_config", "expected"), [
+@pytest.mark.parametrize(("method_files", "expected"), [
     ({"lora": "x.json"}, "'lora' is already a registered method"),
     ({"mine": "/nonexistent.json"}, "--method-config mine: no such PEFT config file"),
 ])
-def test_method_config_mistakes_fail_before_anything_runs(tiny, tmp_path, method_config, expected):
+def test_method_config_mistakes_fail_before_anything_runs(tiny, tmp_path, method_files, expected):
     from tuning_bench.run.runner import plan_run
 
     with pytest.raises(UsageError, match=expected):
-        plan_run(_settings(tmp_path, methods=["zero-shot"], method_config=method_config), load_catalog())
+        plan_run(_settings(tmp_path, methods=["zero-shot"], method_files=method_files), load_catalog())
 
 
 def test_method_config_flag_and_suite_key(tmp_path):
     from tuning_bench.run.settings import build_settings, check_value, load_suite
 
-    assert check_value("method_config", ["a=x.json", "b = y.json"], "--method-config") == {"a": "x.json", "b": "y.json"}
+    assert check_value("method_files", ["a=x.json", "b = y.json"], "--method-config") == {"a": "x.json", "b": "y.json"}
     for bad, message in [(["a"], "expected NAME=FILE"), (["a.b=x.json"], "may hold only letters"),
                          (["a=x.json", "a=y.json"], "given twice")]:
         with pytest.raises(UsageError, match=message):
-            check_value("method_config", bad, "--method-config")
+            check_value("method_files", bad, "--method-config")
     suite = tmp_path / "suite.yaml"
-    suite.write_text("method_config: {vera-a: a.json, loha-b: b.json}\n")
-    settings = build_settings(False, load_suite(suite), {"method_config": {"loha-b": "c.json"}})
-    assert settings.method_config == {"vera-a": "a.json", "loha-b": "c.json"}  # a flag replaces one name
-    suite.write_text("method_config: [a.json]\n")
+    suite.write_text("method_files: {vera-a: a.json, loha-b: b.json}\n")
+    settings = build_settings(False, load_suite(suite), {"method_files": {"loha-b": "c.json"}})
+    assert settings.method_files == {"vera-a": "a.json", "loha-b": "c.json"}  # a flag replaces one name
+    suite.write_text("method_files: [a.json]\n")
     with pytest.raises(UsageError, match="expected NAME=FILE"):
         load_suite(suite)
 
@@ -257,6 +257,6 @@ def test_a_suite_method_config_must_be_a_mapping(tmp_path):
     from tuning_bench.run.settings import load_suite
 
     suite = tmp_path / "suite.yaml"
-    suite.write_text("method_config: 5\n")
+    suite.write_text("method_files: 5\n")
     with pytest.raises(UsageError, match="must map method names to config files"):
         load_suite(suite)

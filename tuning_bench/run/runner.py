@@ -109,18 +109,18 @@ def _cell_key(spec: CellSpec, task_fingerprint: str, model_fingerprint: str) -> 
 
 def _configured_methods(settings: RunSettings, catalog: Catalog) -> dict[str, Method]:
     """The method that runs each ``--method-config NAME=FILE``: the one installed method that takes config files."""
-    if not settings.method_config:
+    if not settings.method_files:
         return {}
     takers = [method for method in catalog.methods if method.config_file_option]
     if len(takers) != 1:
         found = f"several do ({', '.join(m.name for m in takers)}); block all but one with TBENCH_BLOCK_PLUGINS" \
             if takers else "none of the installed methods does"
         raise UsageError(f"--method-config needs a method that takes a configuration file; {found}")
-    for name in settings.method_config:
+    for name in settings.method_files:
         if name in catalog.methods:
             raise UsageError(f"--method-config {name}=…: '{name}' is already a registered method; "
                              "give the configuration another name")
-    return {name: takers[0] for name in settings.method_config}
+    return {name: takers[0] for name in settings.method_files}
 
 
 def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan:
@@ -146,7 +146,7 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
 
     def config_of(name: str) -> dict[str, Any]:
         if name in configured:
-            overrides = {configured[name].config_file_option: settings.method_config[name], **settings.options.get(name, {})}
+            overrides = {configured[name].config_file_option: settings.method_files[name], **settings.options.get(name, {})}
             return configured[name].resolve_config(overrides, where=f"--method-config {name}")
         return method_of(name).resolve_config(settings.options.get(name, {}))
 

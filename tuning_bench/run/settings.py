@@ -76,7 +76,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tasks", "names", ["product-descriptions"], "Comma list of tasks."),
     Setting("task_files", "paths", [], "A YAML task file (repeatable; replaces the default task unless --tasks is given).",
             flag="--task-file"),
-    Setting("method_config", "named_paths", {}, "NAME=FILE: a method NAME that runs the configuration FILE (a PEFT "
+    Setting("method_files", "named_paths", {}, "NAME=FILE: a method NAME that runs the configuration FILE (a PEFT "
             "adapter_config.json); repeatable; each NAME joins the run's methods.", flag="--method-config"),
     Setting("model", "str", "smollm2-135m", "Registered model name, Hugging Face id or local folder.", per_cell=True),
     Setting("seeds", "seeds", [0], "Comma list of distinct seeds, each 0 to 2**32-1."),
@@ -209,8 +209,8 @@ def _check_named_paths(value: Any, where: str) -> dict[str, str]:
             pairs[name.strip()] = path.strip()
         value = pairs
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()):
-        raise UsageError(f"{_subject(where, 'method_config')} must map method names to config files, "
-                         f"e.g. method_config: {{vera-256: vera.json}} (got {brief_repr(value)})")
+        raise UsageError(f"{_subject(where, 'method_files')} must map method names to config files, "
+                         f"e.g. method_files: {{vera-256: vera.json}} (got {brief_repr(value)})")
     for name in value:
         if not _METHOD_NAME.fullmatch(name):
             raise UsageError(f"{where}: method name '{name}' may hold only letters, digits, '-', '_' and '+', "
@@ -300,8 +300,8 @@ def build_settings(quick: bool, suite: dict[str, Any], flags: dict[str, Any]) ->
                 for method, opts in value.items():
                     settings.options.setdefault(method, {}).update(opts)
                 continue
-            if key == "method_config":
-                settings.method_config.update(value)  # a flag adds to (or replaces one name of) the suite file's
+            if key == "method_files":
+                settings.method_files.update(value)  # a flag adds to (or replaces one name of) the suite file's
                 continue
             setattr(settings, key, value)
     if settings.patience and not settings.val_examples:
