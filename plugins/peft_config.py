@@ -61,7 +61,7 @@ class AnyPeft(PeftMethod):
         peft_type = str(config["peft_type"]).strip().upper()  # as config_class found it
         try:
             build_config(peft_type, checked, None)  # PEFT's own checks of the combination, before anything runs
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, ImportError) as exc:  # ImportError: a tuner that needs another package
             raise UsageError(f"{where}: PEFT refuses this {peft_type} config: {_first_line(exc)}") from None
         return {**config, "config": None, "peft_type": peft_type, "fields": checked}
 

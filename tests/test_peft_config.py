@@ -260,3 +260,17 @@ def test_a_suite_method_config_must_be_a_mapping(tmp_path):
     suite.write_text("method_files: 5\n")
     with pytest.raises(UsageError, match="must map method names to config files"):
         load_suite(suite)
+
+
+def test_a_file_from_another_peft_version_runs_when_its_extra_fields_ask_for_nothing(tmp_path):
+    # PEFT's own OFT and C3A experiments carry alpha_pattern: {} and fan_in_fan_out: false, fields the
+    # installed PEFT's classes may lack; a field that asks for something is still refused, and so is any
+    # unknown field given inline.
+    path = _write(tmp_path, {"peft_type": "VERA", "alpha_pattern": {}, "exclude_modules": None, "use_magic": False})
+    assert _peft().resolve_config({"config": str(path)})["fields"] == {}
+    with pytest.raises(UsageError, match="Unknown field 'alpha_pattern' of PEFT's VeraConfig"):
+        _peft().resolve_config({"peft_type": "VERA", "alpha_pattern": "{}"})
+    # AdaptionPromptConfig.target_modules is annotated str but defaults to None, as its file gives it
+    prompt = _write(tmp_path, {"peft_type": "ADAPTION_PROMPT", "adapter_len": 10, "adapter_layers": 2,
+                               "target_modules": None}, "adaption.json")
+    assert _peft().resolve_config({"config": str(prompt)})["fields"]["target_modules"] is None

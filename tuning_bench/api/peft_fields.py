@@ -64,7 +64,13 @@ def field_types(config_cls: type) -> dict[str, Any]:
         hints = typing.get_type_hints(config_cls)
     except Exception:  # an annotation naming a type only imported for type checkers: check those fields loosely
         hints = {}
-    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(config_cls) if f.init}
+    types_by_name = {}
+    for f in dataclasses.fields(config_cls):
+        if f.init:
+            hint = hints.get(f.name, Any)
+            # a field annotated `str` with default None (AdaptionPromptConfig.target_modules) takes null too
+            types_by_name[f.name] = typing.Optional[hint] if f.default is None and hint is not Any else hint
+    return types_by_name
 
 
 def conforms(value: Any, hint: Any) -> bool:
@@ -158,6 +164,10 @@ def check_fields(config_cls: type, fields: Mapping[str, Any], owner: str, where:
                  text: Collection[str] = ()) -> dict[str, Any]:
     """Each field checked against the class; ``IGNORED`` ones dropped. One line per mistake.
 
+    A field the class lacks is refused, except one that is not given as text and is empty or off (null, {},
+    [] or false): files saved by another PEFT version carry such fields (OFT's alpha_pattern: {}, C3A's
+    fan_in_fan_out: false), and PEFT itself drops unknown fields when it loads a file.
+
     The string values of the fields named in ``text`` are command-line text, read by ``parse_text``; other
     values are typed already (JSON from a file, YAML, a planned config) and are taken as they are."""
     known = field_types(config_cls)
@@ -165,6 +175,8 @@ def check_fields(config_cls: type, fields: Mapping[str, Any], owner: str, where:
     for name, raw in fields.items():
         if name in IGNORED:
             continue
+        if name not in known and name not in text and (raw is None or raw is False or raw in ({}, [])):
+            continue  # empty or switched off: it asks for nothing this version could do
         if name not in known:
             err = did_you_mean("field", str(name), [k for k in known if k not in IGNORED], of=f" of PEFT's {config_cls.__name__}")
             raise UsageError(f"{where}: {err}")
