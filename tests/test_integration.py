@@ -64,3 +64,15 @@ def test_classification_on_the_causal_lm_scores_label_words(prepared, tmp_path):
     assert record["status"] == "ok", record["error"]
     assert record["classification_by"] == "label likelihood"
     assert set(record["predictions"]) <= {"positive", "negative"}
+
+
+def test_peft_runs_a_method_comparison_config_on_smollm2(prepared, tmp_path):
+    """Issue 16's done-when: PEFT's own experiment file (VeRA, r=256), unchanged, passes the guard."""
+    from pathlib import Path
+
+    vera = Path(__file__).parent / "data" / "peft" / "vera-llama-3.2-3B-default.json"
+    config = prepared.methods.get("peft").resolve_config({"config": str(vera)})
+    record = _cell(tmp_path, "peft", steps=2, method_config=config)
+    assert record["status"] == "ok", record["error"]
+    assert record["guard"]["passed"] and record["guard"]["compared_tokens"] >= 8, record["guard"]
+    assert record["measurements"]["trainable_params"] > 0 and record["state"]["kind"] == "peft-adapter"
