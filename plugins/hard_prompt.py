@@ -19,7 +19,7 @@ class HardPrompt(Method):
     model_kinds = frozenset({ModelKind.CAUSAL_LM})  # an encoder's new classification head would be trained weights
     # Each step backpropagates through the whole model, as prompt tuning does: one more such cell would take
     # the default run past its 10-minute budget on a 2-core CPU. It runs when named (--methods hard-prompt).
-    default_run = False
+    in_default_run = False
     options = (
         Option("num_tokens", int, 10, "Length of the learned prompt in tokens (its budget).", minimum=1, maximum=256,
                source=f"{PEZ}: prompt_lm/README.md of the authors' code runs the language-model experiments with "

@@ -167,7 +167,7 @@ def test_it_runs_when_named_but_not_in_the_default_run(tiny, tmp_path):
     from tuning_bench.run.settings import RunSettings
 
     catalog = load_catalog()
-    assert catalog.methods.get("hard-prompt").summary()["default_run"] is False
+    assert catalog.methods.get("hard-prompt").in_default_run is False
     default = plan_run(RunSettings(tasks=["tiny-gen"], model="tiny-llama", out=str(tmp_path / "a")), catalog)
     named = plan_run(RunSettings(methods=["hard-prompt", "lora"], tasks=["tiny-gen"], model="tiny-llama",
                                  out=str(tmp_path / "b")), catalog)

@@ -74,3 +74,15 @@ def test_hard_prompt_on_smollm2_learns_a_prompt_of_real_tokens(prepared, tmp_pat
     assert len(learned["token_ids"]) == 10 and all(0 <= i < 49_152 for i in learned["token_ids"]) and learned["text"]
     m = record["measurements"]
     assert m["trainable_params"] == 10 * 576 and m["saved_bytes"] == 0  # trains 10 embeddings, saves token ids
+
+
+def test_peft_runs_a_method_comparison_config_on_smollm2(prepared, tmp_path):
+    """Issue 16's done-when: PEFT's own experiment file (VeRA, r=256), unchanged, passes the guard."""
+    from pathlib import Path
+
+    vera = Path(__file__).parent / "data" / "peft" / "vera-llama-3.2-3B-default.json"
+    config = prepared.methods.get("peft").resolve_config({"config": str(vera)})
+    record = _cell(tmp_path, "peft", steps=2, method_config=config)
+    assert record["status"] == "ok", record["error"]
+    assert record["guard"]["passed"] and record["guard"]["compared_tokens"] >= 8, record["guard"]
+    assert record["measurements"]["trainable_params"] > 0 and record["state"]["kind"] == "peft-adapter"

@@ -238,7 +238,6 @@ def check_method(method: Any, model: str = "tiny-llama", task: str = "tiny-gen",
 
     import torch
 
-    from tuning_bench.api.options import resolve_options
     from tuning_bench.engine.data import encode_task
     from tuning_bench.engine.generation import GenerationSettings, eos_ids_for, generation_guard, pick_guard_prompts
     from tuning_bench.engine.head import adapt_for_training
@@ -249,7 +248,7 @@ def check_method(method: Any, model: str = "tiny-llama", task: str = "tiny-gen",
     overrides = dict(options or {})
     if learning_rate is not None:
         overrides["learning_rate"] = learning_rate
-    config = resolve_options(method.name, method.options, overrides)
+    config = method.resolve_config(overrides)
     torch.manual_seed(0)
     loaded = source.load(task_kind=task_obj.kind, labels=task_obj.labels)
     reason = method.not_applicable_to(loaded, task_obj, config)
@@ -304,7 +303,7 @@ def check_method(method: Any, model: str = "tiny-llama", task: str = "tiny-gen",
 
     if loaded.kind is ModelKind.CAUSAL_LM:
         settings = GenerationSettings(max_new_tokens=8, eos_ids=eos_ids_for(loaded.tokenizer, loaded.model, fmt.answer_end),
-                                      pad_id=loaded.tokenizer.pad_token_id, batch_size=4, decoding=method.decoding,
+                                      pad_id=loaded.tokenizer.pad_token_id, batch_size=4, decoding=method.decoding_for(config),
                                       device=torch.device("cpu"))
         guard = generation_guard(adapted, pick_guard_prompts([e.prompt_ids for e in encoded.splits["test"]], 3), settings)
         assert guard.passed, f"{method.name}: {guard.detail}"

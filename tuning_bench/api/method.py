@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from tuning_bench.api.kinds import ModelKind, TaskKind
 from tuning_bench.api.model import LoadedModel
-from tuning_bench.api.options import Option
+from tuning_bench.api.options import Option, resolve_options
 from tuning_bench.api.task import Example, Task
 
 # The kinds of saved state the engine knows how to keep or delete (``--keep``); a method may name others.
@@ -27,8 +27,6 @@ class Method:
       paper: where the method and its defaults come from.
       options: typed options with defaults; a trainable method has ``learning_rate`` among them.
       trains: False for hard-prompt baselines (no optimiser step; still measured).
-      default_run: False leaves the method out of a run that names none (``tbench run`` without
-        ``--methods``), whose budget is sized to end within 10 minutes on a 2-core CPU; it runs when named.
       task_kinds, model_kinds: what the method supports; anything else is "not applicable".
       decoding: how the engine generates with the adapted model: "generate" (the model's own
         ``generate`` in left-padded batches; the safe default), "engine" (the engine's cached greedy
@@ -37,6 +35,12 @@ class Method:
         evaluation is faster), "unpadded" (``generate``, but only prompts of equal length share a
         batch) or "soft-prompt" (the engine's own loop for models that prepend virtual tokens: PEFT's
         ``generate`` shifts them in padded rows). The generation guard checks whichever is declared.
+        A method whose decoding depends on its config overrides ``decoding_for``.
+      in_default_run: False keeps the method out of a run that names no methods (one that needs a
+        configuration first, like ``peft``, or whose cost the default run's 10-minute budget has no room
+        for, like ``hard-prompt``); setting one of its options with ``--set`` brings it in.
+      config_file_option: the option that takes a whole configuration file, if any: ``--method-config
+        NAME=FILE`` runs the method under the name NAME with that option set to FILE.
 
     What a method may override, each with a default that suits a method which sets
     ``requires_grad`` on some of the model's own parameters:
@@ -48,6 +52,8 @@ class Method:
         PEFT's adapter format).
       ``context_examples``: worked examples shown in front of every input (few-shot prompting).
       ``learned_prompt``: the readable prompt a method trained (a hard prompt), for the record and reports.
+      ``resolve_config``: the config from the option overrides (by default each override must be one of
+        ``options``; a method with open-ended options, such as any field of a PEFT config, checks them here).
 
     On an encoder (sequence classification) the engine, not the method, trains the new classification
     head of every trained method: after ``adapt`` it unfreezes the modules named ``classifier`` or
@@ -60,10 +66,11 @@ class Method:
     paper: ClassVar[str] = ""
     options: ClassVar[tuple[Option, ...]] = ()
     trains: ClassVar[bool] = True
-    default_run: ClassVar[bool] = True
     task_kinds: ClassVar[frozenset[TaskKind]] = frozenset(TaskKind)
     model_kinds: ClassVar[frozenset[ModelKind]] = frozenset(ModelKind)
     decoding: ClassVar[str] = "generate"
+    in_default_run: ClassVar[bool] = True
+    config_file_option: ClassVar[str] = ""
 
     def not_applicable(self, task: Task, model_kind: ModelKind, config: Mapping[str, Any]) -> str | None:
         """Why this method cannot run on this task and model (the kinds it declares), or None when it can.
@@ -75,6 +82,18 @@ class Method:
             kinds = ", ".join(sorted(k.value for k in self.task_kinds))
             return f"{self.name} handles {kinds} tasks; {task.name} is {task.kind.value}"
         return None  # whether the engine can run this model kind on this task kind at all is its strategies' call
+
+    def resolve_config(self, overrides: Mapping[str, Any], where: str = "--set") -> dict[str, Any]:
+        """The defaults with ``overrides`` applied, each checked (a ``UsageError`` of one line otherwise).
+
+        Called when a run is planned and again in the cell's process with the planned config, so the result
+        must resolve to itself. ``where`` names the source of the overrides for the error message.
+        """
+        return resolve_options(self.name, self.options, overrides, where)
+
+    def decoding_for(self, config: Mapping[str, Any]) -> str:
+        """How the engine generates with the model adapted under this config (see ``decoding``)."""
+        return self.decoding
 
     def adapt(self, loaded: LoadedModel, task: Task, config: Mapping[str, Any]) -> Any:
         """Return the model to train for this task (PEFT wrapper or the model with grads set)."""
@@ -153,7 +172,6 @@ class Method:
             "description": cls.description,
             "paper": cls.paper,
             "trains": cls.trains,
-            "default_run": cls.default_run,
             "task_kinds": sorted(k.value for k in cls.task_kinds),
             "model_kinds": sorted(k.value for k in cls.model_kinds),
             "options": [

@@ -10,7 +10,7 @@ from typing import Any
 
 from tuning_bench.api.errors import UsageError, did_you_mean
 
-_TYPE_NAMES = {int: "integer", float: "number", str: "string", bool: "true/false", list: "list"}
+_TYPE_NAMES = {int: "integer", float: "number", str: "string", bool: "true/false", list: "list", dict: "JSON object"}
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,8 @@ class Option:
 
     ``default`` is used unless the user overrides it; ``source`` says where the default comes from
     (a paper, a library default, a measurement). ``choices`` restricts strings, ``minimum`` and
-    ``maximum`` bound numbers (inclusive). ``type`` is one of int, float, str, bool, list (of strings).
+    ``maximum`` bound numbers (inclusive). ``type`` is one of int, float, str, bool, list (of strings) or
+    dict (a JSON object).
     """
 
     name: str
@@ -49,6 +50,11 @@ class Option:
                 return int(text)
             if self.type is float:
                 return float(text)
+            if self.type is dict:
+                value = json.loads(text)
+                if not isinstance(value, dict):
+                    raise ValueError(text)
+                return value
             if self.type is list:
                 if text.startswith("["):
                     value = json.loads(text)

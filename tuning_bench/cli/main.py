@@ -265,6 +265,21 @@ def generate(run_dir: Path, inputs: tuple[str, ...], method: str, task: str | No
         stdout.print(f"[bold]{escape(text)}[/]\n  {escape(answer)}", highlight=False)
 
 
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--method", required=True, help="Which method's trained state to export.")
+@click.option("--task", help="Task of the run (needed when the run has several).")
+@click.option("--seed", type=int, help="Seed of the cell (default: the smallest).")
+def export(run_dir: Path, dest: Path, method: str, task: str | None, seed: int | None) -> None:
+    """Copy a method's trained state from RUN_DIR to a new folder DEST, with a README.md model card (task,
+    metric with its 95 % CI, budget, versions); PEFT states load there with PeftModel.from_pretrained."""
+    from tuning_bench.run.export import export_state
+
+    out = export_state(run_dir, method, dest, task, seed)
+    stdout.print(escape(f"exported {method} to {out} (model card: {out / 'README.md'})"), highlight=False)
+
+
 @cli.command("cell")
 @click.argument("spec_file", type=click.Path(path_type=Path))
 @click.argument("cell_dir", type=click.Path(path_type=Path))

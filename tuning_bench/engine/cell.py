@@ -57,6 +57,8 @@ class CellSpec:
     # Which plugin modules the cell process loads: changes where code comes from, not the result.
     plugin_modules: list[str] = field(default_factory=list, metadata={"outside_cache_key": True})
     trial: str = ""  # e.g. "learning_rate=0.003" for a sweep trial
+    # The registered method that runs a cell whose ``method`` is a name given with --method-config ("": ``method``).
+    runs_as: str = ""
     # The task's own name (a YAML file's name:) for progress lines; ``task`` may be the file's path.
     task_name: str = field(default="", metadata={"outside_cache_key": True})
 
@@ -130,7 +132,6 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     import torch
 
     from tuning_bench.host.lookup import resolve_model, resolve_task
-    from tuning_bench.api.options import resolve_options
     from tuning_bench.host.plugins import load_catalog
 
     device = torch.device(spec.device)
@@ -140,9 +141,9 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
         torch.cuda.set_device(device)  # so calls without a device (synchronize, caches) mean this cell's GPU
     catalog = load_catalog(spec.plugin_modules)
     task = resolve_task(catalog, spec.task)
-    method = catalog.methods.get(spec.method)
+    method = catalog.methods.get(spec.runs_as or spec.method)
     source = resolve_model(catalog, spec.model, spec.trust_remote_code)
-    config = resolve_options(method.name, method.options, spec.method_config, where="cell config")
+    config = method.resolve_config(spec.method_config, where="cell config")
     from tuning_bench.engine.strategies import unsupported
 
     reason = method.not_applicable(task, source.kind, config) or unsupported(source.kind, task.kind)
@@ -172,7 +173,7 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     feeder = make_feeder(adapted, loaded.kind, loaded.tokenizer.pad_token_id, device,
                          torch.bfloat16 if spec.precision == "bf16" else None, data.strategy)
     log = _train_phase(spec, method, config, adapted, data, feeder, probe, emit) if method.trains and spec.steps else None
-    evaluation = _evaluate_phase(spec, task, method, loaded, adapted, data, feeder, log, probe, emit)
+    evaluation = _evaluate_phase(spec, task, method.decoding_for(config), loaded, adapted, data, feeder, log, probe, emit)
 
     from tuning_bench.engine.state import save_state
 
@@ -271,7 +272,7 @@ class _Evaluation:
     seconds: float
 
 
-def _evaluate_phase(spec: CellSpec, task: Any, method: Any, loaded: Any, adapted: Any, data: _Data, feeder: Any,
+def _evaluate_phase(spec: CellSpec, task: Any, decoding: str, loaded: Any, adapted: Any, data: _Data, feeder: Any,
                     log: Any, probe: Any, emit: Emit) -> _Evaluation:
     """Final validation loss, the generation guard, and test quality and one example's latency through the
     strategy for the model kind and task kind."""
@@ -291,7 +292,7 @@ def _evaluate_phase(spec: CellSpec, task: Any, method: Any, loaded: Any, adapted
     settings = None
     if loaded.kind is ModelKind.CAUSAL_LM:
         settings = generation_settings(loaded.tokenizer, loaded.model, data.fmt, spec.max_new_tokens or task.max_new_tokens,
-                                       spec.eval_batch_size, method.decoding, feeder)
+                                       spec.eval_batch_size, decoding, feeder)
     answerer = Answerer(adapted, loaded.tokenizer, task, feeder, spec.eval_batch_size, settings, data.encoded.label_ids,
                         progress=lambda answered: emit({"event": "progress", "advance": answered}))
     quality = data.strategy.evaluate(answerer, data.test_examples, data.test)

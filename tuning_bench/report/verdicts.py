@@ -235,3 +235,19 @@ def change_interval(cells_a: list[CellRecord | dict[str, Any]], cells_b: list[Ce
     sample_b = method_samples(stats_b, weights, "A" if same_seeds else "B", seed)
     low, high = interval(sample_b - sample_a)
     return {"change": observed(stats_b) - observed(stats_a), "ci95": [low, high], "examples": len(shared)}
+
+
+def cell_intervals(cell: CellRecord | dict[str, Any], resamples: int = RESAMPLES, seed: int = SEED) -> dict[str, tuple[float, float]]:
+    """Each quality metric of one cell with its 95 % percentile interval over the cell's own test examples
+    (resampled as the verdicts resample them); metrics without per-example data are left out."""
+    cell = as_cell(cell)
+    indices = example_indices(cell)
+    if not indices:
+        return {}
+    weights = example_weights(len(indices), resamples, seed)
+    intervals = {}
+    for metric in cell.quality:
+        statistic = cell_statistic(cell, metric, indices)
+        if statistic is not None:
+            intervals[metric] = interval(statistic.resampled(weights))
+    return intervals

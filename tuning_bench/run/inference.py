@@ -123,10 +123,11 @@ def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None 
     except (OSError, ValueError) as exc:
         what = "is missing" if isinstance(exc, FileNotFoundError) else f"is damaged ({type(exc).__name__})"
         raise UsageError(f"the trained state in {state_dir} {what}; {fix}") from None
-    if method not in catalog.methods:
-        raise UsageError(f"method '{method}' is not installed here, and only it can load its trained state; "
+    runner = cell.config.get("runs_as") or method  # a --method-config name is run (and loaded) by another method
+    if runner not in catalog.methods:
+        raise UsageError(f"method '{runner}' is not installed here, and only it can load its trained state; "
                          "install the plugin that provides it")
-    method_obj = catalog.methods.get(method)
+    method_obj = catalog.methods.get(runner)
     # The task as the run was given it (a registered name or a YAML file's path); records show its name.
     task_obj = resolve_task(catalog, cell.config.get("task", cell.task))
     source = resolve_model(catalog, cell.config["model"], cell.config["trust_remote_code"])
@@ -142,7 +143,7 @@ def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None 
         raise UsageError(f"the trained state in {state_dir} is missing or damaged ({type(exc).__name__}: {reason}); "
                          f"{fix}") from None
     shots = [(s["input"], s["target"]) for s in prompt.get("shots", [])]
-    trained = Trained(model, loaded.tokenizer, loaded.kind, task_obj, cell, shots, method_obj.decoding)
+    trained = Trained(model, loaded.tokenizer, loaded.kind, task_obj, cell, shots, method_obj.decoding_for(cell.method_config))
     trained.device = _device(device or trained.setting("device"))
     trained.precision = precision or trained.setting("precision")
     trained.model = model.to(trained.device)

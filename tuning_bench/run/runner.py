@@ -26,14 +26,15 @@ from tuning_bench.run.executor import CellJob, Executor, InProcessExecutor, Loca
 from tuning_bench.host.lookup import resolve_model, resolve_task
 from tuning_bench.engine.measure import package_versions
 from tuning_bench.engine.precision import PrecisionChoice, choose_precision
+from tuning_bench.api.method import Method
 from tuning_bench.api.model import ModelSource
-from tuning_bench.api.options import resolve_options
 from tuning_bench.host.plugins import Catalog, extra_modules
 from tuning_bench.run.output import OutputLock, check_output_folder
 from tuning_bench.run.records import CellRecord, RunDocument, RunInfo
 from tuning_bench.run.results import SCHEMA, SCHEMA_VERSION, clean_floats, csv_text, write_json
 from tuning_bench.run.settings import SETTINGS, SWEEPS, RunSettings, outside_cache_key
 from tuning_bench.run.slots import Slot, device_type, plan_slots
+from tuning_bench.run.tracking import Tracking, check_trackers
 from tuning_bench.api.task import Task
 
 
@@ -91,6 +92,8 @@ def _key_config(config: dict[str, Any]) -> dict[str, Any]:
     one kind; a different GPU model shows in the record's environment), so it is reused there.
     """
     kept = {name: value for name, value in config.items() if name not in _outside_key()}
+    if not kept.get("runs_as"):
+        kept.pop("runs_as", None)  # absent before --method-config existed: the keys of other cells stay as they were
     if isinstance(kept.get("device"), str):
         kept["device"] = device_type(kept["device"])
     return kept
@@ -105,20 +108,50 @@ def _cell_key(spec: CellSpec, task_fingerprint: str, model_fingerprint: str) -> 
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
+def _configured_methods(settings: RunSettings, catalog: Catalog) -> dict[str, Method]:
+    """The method that runs each ``--method-config NAME=FILE``: the one installed method that takes config files."""
+    if not settings.method_files:
+        return {}
+    takers = [method for method in catalog.methods if method.config_file_option]
+    if len(takers) != 1:
+        found = f"several do ({', '.join(m.name for m in takers)}); block all but one with TBENCH_BLOCK_PLUGINS" \
+            if takers else "none of the installed methods does"
+        raise UsageError(f"--method-config needs a method that takes a configuration file; {found}")
+    for name in settings.method_files:
+        if name in catalog.methods:
+            raise UsageError(f"--method-config {name}=…: '{name}' is already a registered method; "
+                             "give the configuration another name")
+    return {name: takers[0] for name in settings.method_files}
+
+
 def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan:
-    """Validate every name, option and number, and lay out the cells; raises UsageError before any work."""
-    methods = settings.methods or [name for name in catalog.methods.names() if catalog.methods.get(name).default_run]
+    """Validate every name, option and number, and lay out the cells; raises UsageError before any work.
+
+    A ``--method-config NAME=FILE`` is a method of the run named NAME (records and reports use the name),
+    run by the method that takes config files, with its config-file option set to FILE."""
+    configured = _configured_methods(settings, catalog)
+
+    def method_of(name: str) -> Method:
+        return configured[name] if name in configured else catalog.methods.get(name)
+
+    methods = list(settings.methods) or [name for name in catalog.methods.names()
+                                         if catalog.methods.get(name).in_default_run or name in settings.options]
+    methods += [name for name in configured if name not in methods]
     for name in methods:
-        catalog.methods.get(name)  # unknown names fail here, with suggestions
+        method_of(name)  # unknown names fail here, with suggestions
     for name in settings.options:
         if name not in methods:
             if name not in catalog.methods:
                 catalog.methods.get(name)
             raise UsageError(f"--set {name}.…: method '{name}' is not part of this run (methods: {', '.join(methods)})")
-    method_configs = {
-        name: resolve_options(name, catalog.methods.get(name).options, settings.options.get(name, {}))
-        for name in methods
-    }
+
+    def config_of(name: str) -> dict[str, Any]:
+        if name in configured:
+            overrides = {configured[name].config_file_option: settings.method_files[name], **settings.options.get(name, {})}
+            return configured[name].resolve_config(overrides, where=f"--method-config {name}")
+        return method_of(name).resolve_config(settings.options.get(name, {}))
+
+    method_configs = {name: config_of(name) for name in methods}
     task_names = list(settings.tasks) + list(settings.task_files)
     if not task_names:
         raise UsageError("no task to run: give --tasks NAME[,NAME] or --task-file FILE.yaml")
@@ -130,6 +163,7 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
                              "give each task file its own name: (tables and records tell tasks apart by it)")
         given_as[task.name] = given
     source = resolve_model(catalog, settings.model, settings.trust_remote_code)
+    check_trackers(settings.log_to)
     if settings.devices:
         slots = plan_slots(settings.devices, settings.jobs, settings.device, settings.threads, settings.executor)
         # Cells are planned for the device type; the executor gives each its slot's device (cuda:N).
@@ -152,7 +186,7 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
                  if settings.epochs else settings.steps)
         val_every = settings.val_every or max(1, steps // (10 if settings.patience else 4))  # a curve, cheaply
         for method_name in methods:
-            method = catalog.methods.get(method_name)
+            method = method_of(method_name)
             trials: list[tuple[str, dict[str, Any]]] = [("", method_configs[method_name])]
             if sweep and method.trains:
                 base = method_configs[method_name][sweep["parameter"]]
@@ -164,7 +198,7 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
                     per_cell.update(device=device, precision=precision,
                                     steps=steps, val_every=val_every)
                     spec = CellSpec(task=task_name, task_name=tasks[task_name].name, method=method_name, seed=seed,
-                                    method_config=config,
+                                    method_config=config, runs_as=method.name if method_name in configured else "",
                                     plugin_modules=extra_modules(), trial=trial, **per_cell)
                     key = _cell_key(spec, task_fingerprints[task_name], model_fingerprint)
                     jobs.append(CellJob(spec, key, out_dir / "cells" / key, token_cache))
@@ -388,6 +422,10 @@ def execute(plan: Plan, executor: Executor | None = None, view: RunView | None =
                     lock.remove_if_empty()
                 raise
         view.prepare(plan, todo, [j for j in plan.jobs if j.key in cached])
+        tracking = Tracking(plan.settings.log_to, plan.out_dir, view.warn)
+        for job in plan.jobs:
+            if job.key in cached:  # logged once per tracker: a cached cell only if that tracker lacks it
+                tracking.log(records[job.key], job.key)
         if todo and hasattr(executor, "start"):
             executor.start()
         starts = iter(range(len(todo)))
@@ -408,6 +446,7 @@ def execute(plan: Plan, executor: Executor | None = None, view: RunView | None =
                 _writing(lambda: write_json(_record_path(job), clean_floats({**record, "key": job.key})))
                 saved += 1
                 view.finish(job, record)
+                tracking.log(records[job.key], job.key, again=True)
                 if index + 1 < len(todo):  # keep results.json current, so an interrupted run leaves a valid file
                     data = assemble(plan, records, cached, time.perf_counter() - started)
                     _writing(lambda: write_outputs(plan.out_dir, data, reports=False))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,8 @@ SWEEPS = {"lr": ("learning_rate", (1 / 3, 1.0, 3.0))}  # factors around each met
 class Setting:
     """One run setting and everything derived from it.
 
-    ``kind`` is int, float, str, bool, names (a comma list of names), paths (repeatable file flag),
+    ``kind`` is int, float, str, bool, names (a comma list of names), paths (repeatable file flag), named_paths
+    (repeatable NAME=FILE flag; a mapping in a suite file),
     seeds, or options (per-method option overrides, given with ``--set``). ``affects_result`` False keeps
     the setting out of a cell's cache key (it changes what is printed or kept, not the result).
     ``per_cell`` settings are fields of ``CellSpec``; ``cell_value`` is the default a ``CellSpec`` built
@@ -74,6 +76,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tasks", "names", ["product-descriptions"], "Comma list of tasks."),
     Setting("task_files", "paths", [], "A YAML task file (repeatable; replaces the default task unless --tasks is given).",
             flag="--task-file"),
+    Setting("method_files", "named_paths", {}, "NAME=FILE: a method NAME that runs the configuration FILE (a PEFT "
+            "adapter_config.json); repeatable; each NAME joins the run's methods.", flag="--method-config"),
     Setting("model", "str", "smollm2-135m", "Registered model name, Hugging Face id or local folder.", per_cell=True),
     Setting("seeds", "seeds", [0], "Comma list of distinct seeds, each 0 to 2**32-1."),
     # Sized so that the default run (8 methods, one seed) ends within 10 minutes on a 2-core CPU; see
@@ -113,6 +117,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sweep", "str", None, "Try learning rates around each method's default; pick by validation loss.",
             choices=tuple(SWEEPS), default_text="off"),
     Setting("out", "str", "tbench-runs/latest", "Output directory.", affects_result=False),
+    Setting("log_to", "names", [], "Experiment trackers that get one run per cell: tensorboard, mlflow.",
+            affects_result=False, default_text="off"),
     Setting("options", "options", {}, "Method option overrides: {method: {option: value}}.", flag=None),
     Setting("trust_remote_code", "bool", False, "Allow models that need code from their repository.", per_cell=True),
     Setting("executor", "str", "local", "local: each cell in its own process.", choices=("local", "in-process"),
@@ -188,6 +194,32 @@ def _check_names(setting: Setting, value: Any, where: str) -> list[str]:
     return list(dict.fromkeys(value)) if setting.kind == "names" else value
 
 
+_METHOD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]*")  # no "." (--set NAME.OPTION) and no "," (--methods a,b)
+
+
+def _check_named_paths(value: Any, where: str) -> dict[str, str]:
+    """NAME=FILE strings (flags) or a NAME: FILE mapping (suite file) as {NAME: FILE}."""
+    example = "e.g. --method-config vera-256=experiments/vera/adapter_config.json"
+    if isinstance(value, list):
+        pairs = {}
+        for item in value:
+            name, sep, path = str(item).partition("=")
+            if not sep or not name.strip() or not path.strip():
+                raise UsageError(f"{where} '{item}': expected NAME=FILE, {example}")
+            if name.strip() in pairs:
+                raise UsageError(f"{where}: method name '{name.strip()}' given twice; give each configuration its own name")
+            pairs[name.strip()] = path.strip()
+        value = pairs
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()):
+        raise UsageError(f"{_subject(where, 'method_files')} must map method names to config files, "
+                         f"e.g. method_files: {{vera-256: vera.json}} (got {brief_repr(value)})")
+    for name in value:
+        if not _METHOD_NAME.fullmatch(name):
+            raise UsageError(f"{where}: method name '{name}' may hold only letters, digits, '-', '_' and '+', "
+                             f"starting with a letter or digit; {example}")
+    return value
+
+
 def check_value(name: str, value: Any, where: str) -> Any:
     """Validate one setting's value (type, choices, range, finite); ``where`` names its source for the error."""
     setting = BY_NAME[name]
@@ -197,6 +229,8 @@ def check_value(name: str, value: Any, where: str) -> Any:
         return _check_seeds(value, where)
     if kind in ("names", "paths"):
         return _check_names(setting, value, where)
+    if kind == "named_paths":
+        return _check_named_paths(value, where)
     if kind == "options":
         if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
             raise UsageError(f"{subject} must map method names to option mappings, e.g. options: {{prompt: {{num_virtual_tokens: 50}}}}")
@@ -268,6 +302,9 @@ def build_settings(quick: bool, suite: dict[str, Any], flags: dict[str, Any]) ->
                 for method, opts in value.items():
                     settings.options.setdefault(method, {}).update(opts)
                 continue
+            if key == "method_files":
+                settings.method_files.update(value)  # a flag adds to (or replaces one name of) the suite file's
+                continue
             setattr(settings, key, value)
     if settings.patience and not settings.val_examples:
         raise UsageError("early stopping (patience) needs validation examples; set val_examples to at least 1")
@@ -279,13 +316,13 @@ def click_options(command: Any) -> Any:
     import click
 
     for setting in reversed([s for s in SETTINGS if s.cli_flag]):
-        default = setting.default_text or (",".join(map(str, setting.default)) if isinstance(setting.default, list)
+        default = setting.default_text or (",".join(map(str, setting.default)) if isinstance(setting.default, (list, dict))
                                            else setting.default)
         help_text = f"{setting.help} (default: {default})" if default not in ("", False) else setting.help
         kwargs: dict[str, Any] = {"help": help_text, "default": None}
         if setting.kind == "bool":
             kwargs["is_flag"] = True
-        elif setting.kind == "paths":
+        elif setting.kind in ("paths", "named_paths"):
             kwargs.update(multiple=True, type=click.Path(), default=())
         elif setting.choices:
             kwargs["type"] = click.Choice([str(c) for c in setting.choices])
@@ -302,9 +339,9 @@ def flag_values(values: dict[str, Any]) -> dict[str, Any]:
     flags: dict[str, Any] = {}
     for setting in SETTINGS:
         value = values.get("setting_" + setting.name)
-        if value is None or (setting.kind == "paths" and not value):
+        if value is None or (setting.kind in ("paths", "named_paths") and not value):
             continue
-        if setting.kind == "paths":
+        if setting.kind in ("paths", "named_paths"):
             value = list(value)
         elif setting.kind == "names":
             value = [part.strip() for part in value.split(",") if part.strip()]

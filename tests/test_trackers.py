@@ -1,0 +1,188 @@
+"""--log-to: one tracker run per cell, grouped per tbench run, read back with each tracker's own reader."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from tuning_bench.api.errors import UsageError
+from tuning_bench.host.plugins import load_catalog
+from tuning_bench.run import tracking
+from tuning_bench.run.executor import InProcessExecutor
+from tuning_bench.run.runner import RunView, execute, plan_run
+from tuning_bench.run.settings import RunSettings, flag_values
+
+
+def settings(tmp_path: Path, **overrides) -> RunSettings:
+    values = dict(methods=["zero-shot", "lora"], tasks=["tiny-gen"], model="tiny-llama", seeds=[0], steps=4,
+                  batch_size=4, eval_examples=4, val_examples=2, val_every=2, eval_batch_size=4,
+                  out=str(tmp_path / "run"), executor="in-process", samples=1, latency=False)
+    values.update(overrides)
+    return RunSettings(**values)
+
+
+class Warnings(RunView):
+    def __init__(self):
+        self.warnings = []
+
+    def warn(self, message):
+        self.warnings.append(message)
+
+
+def run(s: RunSettings, **kwargs) -> tuple[dict, Warnings]:
+    view = Warnings()
+    data = execute(plan_run(s, load_catalog()), executor=InProcessExecutor(), view=view, prepare_model=False, **kwargs)
+    return data, view
+
+
+def cell_of(data: dict, method: str) -> dict:
+    return next(c for c in data["cells"] if c["method"] == method)
+
+
+class FakeTracker:
+    """Keeps what it is given; ``fail`` makes it raise like a tracker whose store is unreachable."""
+
+    logged: list = []
+    fail = False
+
+    def __init__(self, out_dir):
+        self.destination = str(out_dir)
+
+    def log(self, log):
+        if FakeTracker.fail:
+            raise ConnectionError("store unreachable\nsecond line")
+        FakeTracker.logged.append(log)
+
+
+@pytest.fixture
+def fake_tracker(monkeypatch):
+    monkeypatch.setitem(tracking.TRACKERS, "fake", tracking.TrackerKind("fake", ("json",), "pip install fake", FakeTracker))
+    monkeypatch.setattr(FakeTracker, "logged", [])
+    monkeypatch.setattr(FakeTracker, "fail", False)
+    return FakeTracker
+
+
+def test_log_to_is_a_comma_list_flag_and_outside_the_cache_key():
+    from tuning_bench.run.settings import outside_cache_key
+
+    assert flag_values({"setting_log_to": "tensorboard, mlflow"})["log_to"] == ["tensorboard", "mlflow"]
+    assert "log_to" in outside_cache_key()
+
+
+def test_an_unknown_tracker_is_refused_with_suggestions(tiny, tmp_path):
+    with pytest.raises(UsageError, match=r"Unknown tracker 'tensorbord' in --log-to\. Did you mean: tensorboard\?"):
+        plan_run(settings(tmp_path, log_to=["tensorbord"]), load_catalog())
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_tracker_not_installed_is_one_line_naming_the_pip_command(tiny, tmp_path, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+    with pytest.raises(UsageError) as error:
+        plan_run(settings(tmp_path, log_to=["mlflow"]), load_catalog())
+    assert str(error.value) == ("--log-to mlflow: the mlflow package is not installed; install it with "
+                                "pip install 'tuning-bench[mlflow]'")
+
+
+def test_each_cell_is_one_tracker_run_with_curves_metrics_costs_and_config(tiny, tmp_path, fake_tracker):
+    data, _ = run(settings(tmp_path, log_to=["fake"]))
+    logs = {log.tags["tbench.method"]: log for log in fake_tracker.logged}
+    assert sorted(logs) == ["lora", "zero-shot"]
+    lora, record = logs["lora"], cell_of(data, "lora")
+    assert lora.tags["tbench.run"] == str((tmp_path / "run").resolve()) and lora.tags["tbench.cell_key"] == record["key"]
+    assert lora.series["train/loss"] == [(step, v) for step, v in enumerate(record["curves"]["train_loss"], 1)]
+    assert [s for s, _ in lora.series["train/learning_rate"]] == [1, 2, 3, 4]
+    assert lora.series["validation/loss"] == [tuple(p) for p in record["curves"]["val_loss"]] and lora.series["validation/loss"]
+    assert lora.final["quality/rouge_l"] == record["quality"]["rouge_l"]
+    assert lora.final["quality/rouge_l_ci95_low"] <= record["quality"]["rouge_l"] <= lora.final["quality/rouge_l_ci95_high"]
+    assert lora.final["cost/trainable_params"] == record["measurements"]["trainable_params"] > 0
+    assert lora.final["cost/train_seconds"] > 0 and lora.final_step == 4
+    assert lora.params["method_config.r"] == 8 and lora.params["steps"] == 4 and lora.params["model"] == "tiny-llama"
+    assert "train/loss" not in logs["zero-shot"].series  # nothing trained, no curve
+    assert logs["zero-shot"].folder == "tiny-gen/zero-shot/seed-0"
+
+
+def test_each_cell_is_logged_once_per_tracker_cached_cells_too(tiny, tmp_path, fake_tracker):
+    run(settings(tmp_path))  # no tracker
+    assert fake_tracker.logged == []
+    run(settings(tmp_path, log_to=["fake"]))  # every cell cached: logged now, as the tracker lacks them
+    assert sorted(log.tags["tbench.method"] for log in fake_tracker.logged) == ["lora", "zero-shot"]
+    run(settings(tmp_path, log_to=["fake"]))  # the same command again logs nothing twice
+    assert len(fake_tracker.logged) == 2
+    run(settings(tmp_path, log_to=["fake"]), force=True)  # cells that run again are logged again
+    assert len(fake_tracker.logged) == 4
+
+
+def test_a_failing_tracker_warns_and_the_run_goes_on(tiny, tmp_path, fake_tracker):
+    fake_tracker.fail = True
+    data, view = run(settings(tmp_path, log_to=["fake"]))
+    assert all(c["status"] == "ok" for c in data["cells"]) and (tmp_path / "run" / "report.html").exists()
+    assert len(view.warnings) == 2
+    assert view.warnings[0].startswith("--log-to fake: could not log tiny-gen/") and \
+        view.warnings[0].endswith("(ConnectionError: store unreachable); the run goes on")
+    fake_tracker.fail = False
+    run(settings(tmp_path, log_to=["fake"]))  # not marked as logged: the next run logs them
+    assert len(fake_tracker.logged) == 2
+
+
+def test_tensorboard_event_files_read_back_with_tensorboards_reader(tiny, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    data, view = run(settings(tmp_path, log_to=["tensorboard"]))
+    assert view.warnings == []
+    record = cell_of(data, "lora")
+    folder = tmp_path / "run" / "tensorboard" / "tiny-gen" / "lora" / "seed-0"
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    train = events.Scalars("train/loss")
+    assert [e.step for e in train] == [1, 2, 3, 4]
+    assert [e.value for e in train] == pytest.approx(record["curves"]["train_loss"], rel=1e-6)
+    assert [(e.step, e.value) for e in events.Scalars("validation/loss")] == \
+        [(s, pytest.approx(v, rel=1e-6)) for s, v in record["curves"]["val_loss"]]
+    assert [e.value for e in events.Scalars("train/learning_rate")] == pytest.approx(record["curves"]["learning_rate"])
+    assert events.Scalars("quality/rouge_l")[0].value == pytest.approx(record["quality"]["rouge_l"], rel=1e-6)
+    assert events.Scalars("quality/rouge_l_ci95_high")[0].value >= events.Scalars("quality/rouge_l_ci95_low")[0].value
+    assert events.Scalars("cost/trainable_params")[0].value == record["measurements"]["trainable_params"]
+    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+    assert hparams["method_config.r"].number_value == 8 and hparams["method"].string_value == "lora"
+    zero_shot = EventAccumulator(str(folder.parent.parent / "zero-shot" / "seed-0"))
+    zero_shot.Reload()
+    assert "train/loss" not in zero_shot.Tags()["scalars"] and "quality/rouge_l" in zero_shot.Tags()["scalars"]
+    files = sorted(p.name for p in folder.iterdir())
+    run(settings(tmp_path, log_to=["tensorboard"]), force=True)  # a cell run again replaces its event files
+    assert len(list(folder.iterdir())) == len(files) and sorted(p.name for p in folder.iterdir()) != files
+
+
+def test_mlflow_store_reads_back_with_mlflows_client(tiny, tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from tuning_bench.run.trackers import default_mlflow_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    data, view = run(settings(tmp_path, log_to=["mlflow"]))
+    assert view.warnings == []
+    out = tmp_path / "run"
+    client = MlflowClient(tracking_uri=default_mlflow_uri(out))
+    experiment = client.get_experiment_by_name(f"tbench {out.resolve()}")
+    runs = {r.data.tags["tbench.method"]: r for r in client.search_runs([experiment.experiment_id])}
+    assert sorted(runs) == ["lora", "zero-shot"]
+    lora, record = runs["lora"], cell_of(data, "lora")
+    assert lora.info.status == "FINISHED" and lora.info.run_name == "tiny-gen/lora/seed 0"
+    assert lora.data.params["method_config.r"] == "8" and lora.data.params["steps"] == "4"
+    history = client.get_metric_history(lora.info.run_id, "train/loss")
+    assert sorted((m.step, m.value) for m in history) == \
+        [(s, pytest.approx(v)) for s, v in enumerate(record["curves"]["train_loss"], 1)]
+    assert len(client.get_metric_history(lora.info.run_id, "train/learning_rate")) == 4
+    assert [m.step for m in client.get_metric_history(lora.info.run_id, "validation/loss")] == \
+        [s for s, _ in record["curves"]["val_loss"]]
+    assert lora.data.metrics["quality/rouge_l"] == pytest.approx(record["quality"]["rouge_l"])
+    assert lora.data.metrics["quality/rouge_l_ci95_low"] <= lora.data.metrics["quality/rouge_l_ci95_high"]
+    assert lora.data.metrics["cost/train_seconds"] == pytest.approx(record["measurements"]["train_seconds"])
+    run(settings(tmp_path, log_to=["mlflow"]))  # all cached and logged: no second run per cell
+    assert len(client.search_runs([experiment.experiment_id])) == 2
