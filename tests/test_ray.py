@@ -178,6 +178,15 @@ def test_ray_settings_without_the_ray_executor_are_refused(flag):
         check_settings(RunSettings(executor="local", **{flag: values[flag]}))
 
 
+def test_the_ray_executor_without_ray_installed_names_the_install(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else find_spec(name, *a))
+    with pytest.raises(UsageError, match=r"--executor ray needs Ray, which is not installed here: pip install 'tuning-bench\[ray\]'"):
+        check_settings(RunSettings(executor="ray"))
+
+
 def test_a_ray_flag_without_the_ray_executor_is_one_line_in_the_cli(tiny, cli_runner, tmp_path):
     result = run_tbench(cli_runner, "run", "--model", "tiny-llama", "--tasks", "tiny-gen", "--methods", "zero-shot",
                         "--retries", "2", "--out", str(tmp_path / "out"))
