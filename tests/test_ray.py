@@ -198,6 +198,7 @@ def test_a_ray_flag_without_the_ray_executor_is_one_line_in_the_cli(tiny, cli_ru
     ({"device": "cuda:1"}, "Ray gives each cell its GPU; use --device cuda"),
     ({"device": "cpu", "cell_gpus": 0.5}, "--cell-gpus 0.5 with cells on the CPU"),
     ({"device": "cuda", "cell_gpus": 0.0, "precision": "fp32"}, "--cell-gpus 0 with cells on CUDA"),
+    ({"device": "cuda", "cell_gpus": 1.5, "precision": "fp32"}, "--cell-gpus 1.5: Ray shares a GPU only by fractions below 1"),
 ])
 def test_impossible_ray_devices_are_one_line(overrides, expected):
     with pytest.raises(UsageError, match=expected.replace("(", r"\(")):

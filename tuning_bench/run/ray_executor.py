@@ -69,6 +69,9 @@ def plan_device(settings: Any) -> tuple[str, Any]:
     device = requested if requested != "auto" else ("cuda" if (gpus or 0) > 0 or local_cuda else "cpu")
     if device == "cpu" and gpus:
         raise UsageError(f"--cell-gpus {gpus:g} with cells on the CPU; give --device cuda, or leave out --cell-gpus")
+    if gpus is not None and gpus > 1 and gpus != int(gpus):
+        raise UsageError(f"--cell-gpus {gpus:g}: Ray shares a GPU only by fractions below 1; give a fraction "
+                         "such as 0.5 or a whole number of GPUs")
     if device == "cuda" and gpus == 0:
         raise UsageError("--cell-gpus 0 with cells on CUDA: each cell needs a GPU or a share of one, "
                          "e.g. --cell-gpus 1 or 0.5")
@@ -179,9 +182,8 @@ class RayExecutor(Executor):
             self._owns_ray = False
 
     def run(self, jobs, on_event) -> Iterator[tuple[CellJob, dict[str, Any]]]:
-        if not jobs:
-            return iter(())
-        return self._run(list(jobs), on_event)
+        if jobs:  # nothing to run: no Ray to start
+            yield from self._run(list(jobs), on_event)
 
     def _run(self, jobs: list[CellJob], on_event: EventSink) -> Iterator[tuple[CellJob, dict[str, Any]]]:
         from tuning_bench import __version__
@@ -238,7 +240,11 @@ class RayExecutor(Executor):
                         continue
                     if job.key not in started:  # its start event never arrived (it died first, or is late)
                         on_event(job, {"event": "start", "device": record.get("device"), "slot": record.get("node")})
-                    write_cell_files(job.cell_dir, files)
+                    try:
+                        write_cell_files(job.cell_dir, files)
+                    except OSError as exc:  # a full disk here: the cell's result cannot be kept whole
+                        record = job.failed(f"its files could not be written to {job.cell_dir} ({exc.strerror or exc}); "
+                                            "free space there and run again") | {"executor": self.name, "node": node[job.key]}
                     record["attempts"] = attempt[job.key]
                     if retried[job.key]:
                         record["retried"] = retried[job.key]
