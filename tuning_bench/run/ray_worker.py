@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import os
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -130,6 +131,23 @@ def version_problem(driver: dict[str, Any], node: str) -> str | None:
             "(the cache key holds the driver's)")
 
 
+@contextlib.contextmanager
+def main_script_hidden() -> Iterator[None]:
+    """Keep multiprocessing from running the Ray worker's script again in each cell process.
+
+    A process started from a fork server runs its parent's ``__main__`` script again (as ``__mp_main__``)
+    when that module has a ``__file__``; in a Ray worker it is Ray's worker script, which would import
+    Ray into every cell process, and into its memory figures. Without a ``__file__`` it is left alone.
+    """
+    main = sys.modules["__main__"]
+    script = main.__dict__.pop("__file__", None)
+    try:
+        yield
+    finally:
+        if script is not None:
+            main.__file__ = script
+
+
 def run_cell_task(spec: dict[str, Any], key: str, cores: int, driver: dict[str, Any], sink: Any,
                   attempt: int) -> dict[str, Any]:
     """The body of a cell's Ray task: run the cell in its own process here and return what the driver needs.
@@ -165,7 +183,8 @@ def run_cell_task(spec: dict[str, Any], key: str, cores: int, driver: dict[str, 
         job = CellJob(job.spec, key, Path(scratch) / key, token_cache)
         env = {GPU_VARIABLE: os.environ.get(GPU_VARIABLE)}
         slot = Slot(spec["device"], pinned)
-        record = LocalExecutor([slot], env=env).run_one(job, slot, emit)
+        with main_script_hidden():
+            record = LocalExecutor([slot], env=env).run_one(job, slot, emit)
         # A record without cell_seconds did not come from run_cell: the cell's process died before it could send one.
         died = record.get("status") == "failed" and "cell_seconds" not in record
         if gpus:
