@@ -84,6 +84,9 @@ def test_ray_gives_the_same_records_as_the_local_executor_and_either_resumes_the
             assert a[name] == b[name], name
         for name in MEASUREMENT_FIELDS:
             assert a["measurements"].get(name) == b["measurements"].get(name), name
+        # Memory stays the cell process's own: Ray is not imported into it (its worker script would be, unhidden).
+        local_memory, ray_memory = a["measurements"]["memory"], b["measurements"]["memory"]
+        assert abs(ray_memory["cpu_baseline_rss_bytes"] / local_memory["cpu_baseline_rss_bytes"] - 1) < 0.05
         assert (a["executor"], b["executor"]) == ("local", "ray")
         assert a["node"] == b["node"] == socket.gethostname() and b["attempts"] == 1 and not b.get("retried")
     assert remote["run"]["executor"] == "ray"

@@ -197,7 +197,7 @@ class RayExecutor(Executor):
         if problem:
             print(f"warning: {problem}", file=sys.stderr)
         sink = ray.remote(num_cpus=0)(EventMailbox).remote()
-        task = ray.remote(run_cell_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
+        task = ray.remote(run_cell_task)
         driver = {"node_id": ray.get_runtime_context().get_node_id(),
                   "token_cache": str(jobs[0].token_cache) if jobs[0].token_cache else None,
                   "versions": package_versions() | {"tuning_bench": __version__}}
@@ -213,8 +213,9 @@ class RayExecutor(Executor):
             attempt[job.key] += 1
             node[job.key] = None
             started.discard(job.key)
-            ref = task.options(name=f"tbench {job.spec.label}").remote(job.spec.to_dict(), job.key, cpus, driver, sink,
-                                                                     attempt[job.key])
+            # max_retries=0: this loop retries a dead cell itself, so that it can record each death.
+            ref = task.options(num_cpus=cpus, num_gpus=gpus, max_retries=0, name=f"tbench {job.spec.label}").remote(
+                job.spec.to_dict(), job.key, cpus, driver, sink, attempt[job.key])
             pending[ref] = job
 
         def forward_events() -> None:
