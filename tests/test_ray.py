@@ -174,6 +174,30 @@ def test_ctrl_c_cancels_the_outstanding_cells_and_keeps_the_finished_one(tiny, t
 
 # --- Without Ray ---------------------------------------------------------------------------------
 
+def test_the_live_view_names_each_ray_cell_with_its_node_and_a_retry_replaces_its_bar(tmp_path):
+    from types import SimpleNamespace
+
+    from tuning_bench.cli.liveview import LiveView
+    from tuning_bench.engine.cell import CellSpec
+    from tuning_bench.run.executor import CellJob
+    from tuning_bench.run.slots import Slot
+
+    jobs = [CellJob(CellSpec(task="t", method=f"m{i}", seed=0, model="x", method_config={}, steps=1), f"k{i}",
+                    tmp_path / f"k{i}", None) for i in range(2)]
+    plan = SimpleNamespace(jobs=jobs, slots=[Slot("cpu")], out_dir=tmp_path, precision_choice=None,
+                           settings=SimpleNamespace(steps=1, executor="ray", ray_address=None))
+    view = LiveView()
+    view.prepare(plan, jobs, [])
+    try:
+        view.start(jobs[0], 0, 2, where="node-a")
+        view.start(jobs[1], 1, 2, where="node-b")  # cells run side by side on Ray: both bars stay
+        view.start(jobs[0], 2, 2, where="node-b")  # m0 again, after its worker died: one bar for it
+        assert sorted(task.description for task in view.steps.tasks) == [
+            "t/m0/seed 0 on node-b: starting", "t/m1/seed 0 on node-b: starting"]
+    finally:
+        view.close()
+
+
 @pytest.mark.parametrize("flag", ["cell_gpus", "cell_cpus", "ray_address", "retries"])
 def test_ray_settings_without_the_ray_executor_are_refused(flag):
     values = {"cell_gpus": 0.5, "cell_cpus": 2, "ray_address": "auto", "retries": 2}

@@ -56,10 +56,11 @@ class LiveView(RunView):
         where = plan.jobs[0].spec.device
         if len(plan.slots) > 1:
             where = f"{len(plan.slots)} slots side by side ({', '.join(slot.label for slot in plan.slots)})"
-        if plan.settings.executor == "ray":
+        on_ray = getattr(plan.settings, "executor", "local") == "ray"
+        if on_ray:
             where = f"{where} as Ray tasks ({plan.settings.ray_address or 'the default Ray cluster'})"
         # Ray runs as many cells at once as the cluster holds: a bar per running cell, named with its node.
-        self.parallel = len(plan.slots) > 1 or plan.settings.executor == "ray"
+        self.parallel = len(plan.slots) > 1 or on_ray
         stderr.print(escape(f"running {len(todo)} cells on {where} ({plan.jobs[0].spec.precision}), "
                             f"{plan.settings.steps} steps each, results in {plan.out_dir}"))
         self.cells_task = self.cells.add_task("cells", total=len(todo))
