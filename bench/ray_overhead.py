@@ -8,7 +8,10 @@ summed cell times of each run (the cells' own work, which Ray should not change)
 headline values and final losses agree between the executors.
 
 Usage: python bench/ray_overhead.py [--rounds 2] [--out bench/ray_overhead.json] [-- extra tbench run flags]
-Default grid: --methods zero-shot,lora --quick on the default model and task.
+Default grid: --methods zero-shot,lora --quick on the default model and task. On a busy machine the
+tiny test models measure the fixed cost alone (bench/ray_overhead_tiny.json):
+    TBENCH_PLUGIN_MODULES=tuning_bench.testing python bench/ray_overhead.py --out bench/ray_overhead_tiny.json \
+        -- --model tiny-llama --tasks tiny-gen
 """
 
 from __future__ import annotations
