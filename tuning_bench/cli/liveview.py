@@ -30,8 +30,8 @@ class CountColumn(ProgressColumn):
 
 
 class LiveView(RunView):
-    """A progress bar of cells, one of steps per running cell (several with --devices or --jobs), and a
-    line per finished cell."""
+    """A progress bar of cells, one of steps per running cell (several with --devices, --jobs or
+    --executor ray), and a line per finished cell."""
 
     def __init__(self) -> None:
         self.cells = Progress(TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -56,7 +56,11 @@ class LiveView(RunView):
         where = plan.jobs[0].spec.device
         if len(plan.slots) > 1:
             where = f"{len(plan.slots)} slots side by side ({', '.join(slot.label for slot in plan.slots)})"
-        self.parallel = len(plan.slots) > 1
+        on_ray = getattr(plan.settings, "executor", "local") == "ray"
+        if on_ray:
+            where = f"{where} as Ray tasks ({plan.settings.ray_address or 'the default Ray cluster'})"
+        # Ray runs as many cells at once as the cluster holds: a bar per running cell, named with its node.
+        self.parallel = len(plan.slots) > 1 or on_ray
         stderr.print(escape(f"running {len(todo)} cells on {where} ({plan.jobs[0].spec.precision}), "
                             f"{plan.settings.steps} steps each, results in {plan.out_dir}"))
         self.cells_task = self.cells.add_task("cells", total=len(todo))
@@ -74,6 +78,8 @@ class LiveView(RunView):
         if not self.parallel:  # one cell at a time: its bar stays until the next starts, as before
             for key in list(self.step_tasks):
                 self.steps.remove_task(self.step_tasks.pop(key))
+        elif job.key in self.step_tasks:  # started again (Ray retries a cell whose worker died)
+            self.steps.remove_task(self.step_tasks.pop(job.key))
         self.step_tasks[job.key] = self.steps.add_task(f"{self._name(job)}: starting", total=None, loss="")
 
     def event(self, job: CellJob, event: dict[str, Any]) -> None:

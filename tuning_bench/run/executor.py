@@ -165,11 +165,18 @@ def lock_cell_dir(cell_dir: Path, wait: float = CELL_LOCK_WAIT_SECONDS) -> Any:
 
 
 def _child(spec_dict: dict[str, Any], cell_dir: str, token_cache: str | None, events: Any, run_pid: int,
-           cpus: tuple[int, ...] | None = None) -> None:
+           cpus: tuple[int, ...] | None = None, env: dict[str, str | None] | None = None) -> None:
     """Entry point of a cell process: run the cell, send progress events and finally the record.
 
     ``cpus``: the cores of this cell's slot; pinned before torch sets its threads (one per core it may use).
+    ``env``: variables to set (None: unset) before anything reads them; the fork server's environment is
+    that of its first cell, while e.g. the GPU a Ray worker was given changes from cell to cell.
     """
+    for name, value in (env or {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     die_with_parent(run_pid)
     if cpus:
         os.sched_setaffinity(0, cpus)
@@ -216,8 +223,9 @@ class LocalExecutor(Executor):
     name = "local"
     announces_starts = True
 
-    def __init__(self, slots: Sequence[Slot] | None = None) -> None:
+    def __init__(self, slots: Sequence[Slot] | None = None, env: dict[str, str | None] | None = None) -> None:
         self.slots = list(slots) if slots else [Slot("")]  # "": the spec's own device
+        self.env = env  # set in each cell process (see _child)
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(_PRELOAD)
 
@@ -231,6 +239,11 @@ class LocalExecutor(Executor):
         slots = [slot if slot.device else Slot(jobs[0].spec.device if jobs else "cpu", slot.cpus) for slot in self.slots]
         return run_in_slots(jobs, slots, self._run_one, on_event)
 
+    def run_one(self, job: CellJob, slot: Slot, emit: Callable[[dict[str, Any]], None],
+                stop: threading.Event | None = None) -> dict[str, Any]:
+        """Run one cell in a fresh process in ``slot`` and return its record (how a Ray worker runs its cell)."""
+        return self._run_one(job, slot, emit, stop or threading.Event())
+
     def _run_one(self, job: CellJob, slot: Slot, emit: Callable[[dict[str, Any]], None],
                  stop: threading.Event) -> dict[str, Any]:
         spec = job.spec.to_dict() | {"device": slot.device}
@@ -238,7 +251,7 @@ class LocalExecutor(Executor):
         process = self._context.Process(
             target=_child,
             args=(spec, str(job.cell_dir), str(job.token_cache) if job.token_cache else None, events,
-                  os.getpid(), slot.cpus),
+                  os.getpid(), slot.cpus, self.env),
             name=f"tbench-cell-{job.key[:8]}",
         )
         process.start()

@@ -278,6 +278,10 @@ class CellRecord(Record):
     model_info: dict[str, Any] = field(default_factory=dict)
     cell_seconds: float | None = None
     device: str | None = None  # the device that ran the cell, e.g. cuda:1 (None: written before tbench recorded it)
+    executor: str | None = None  # local, in-process or ray (None: written before tbench recorded it)
+    node: str | None = None  # the host name of the machine that ran the cell
+    attempts: int | None = None  # Ray: how many times the cell was started (more than 1: see retried)
+    retried: list[dict[str, Any]] = field(default_factory=list)  # Ray: the attempts whose process, worker or node died
     key: str | None = None
     cached: bool | None = None
     selected: bool | None = None  # False: a sweep trial that was not chosen

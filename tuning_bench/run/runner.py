@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import platform
 import statistics
 import sys
 import time
@@ -29,6 +30,7 @@ from tuning_bench.engine.precision import PrecisionChoice, choose_precision
 from tuning_bench.api.method import Method
 from tuning_bench.api.model import ModelSource
 from tuning_bench.host.plugins import Catalog, extra_modules
+from tuning_bench.run import ray_executor
 from tuning_bench.run.output import OutputLock, check_output_folder
 from tuning_bench.run.records import CellRecord, RunDocument, RunInfo
 from tuning_bench.run.results import SCHEMA, SCHEMA_VERSION, clean_floats, csv_text, write_json
@@ -164,10 +166,14 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
         given_as[task.name] = given
     source = resolve_model(catalog, settings.model, settings.trust_remote_code)
     check_trackers(settings.log_to)
+    ray_executor.check_settings(settings)
     if settings.devices:
         slots = plan_slots(settings.devices, settings.jobs, settings.device, settings.threads, settings.executor)
         # Cells are planned for the device type; the executor gives each its slot's device (cuda:N).
         device, precision_choice = "cuda", choose_precision(settings.precision, slots[0].device)
+    elif settings.executor == "ray":
+        device, precision_choice = ray_executor.plan_device(settings)  # the cluster's GPUs need not be here
+        slots = plan_slots([], settings.jobs, device, settings.threads, settings.executor)
     else:
         device, precision_choice = _resolve_device(settings.device, settings.precision)
         slots = plan_slots([], settings.jobs, device, settings.threads, settings.executor)
@@ -303,6 +309,8 @@ def assemble(plan: Plan, records: dict[str, CellRecord], cached: set[str], wall_
             cells.append(cell)
     first_env = next((c.environment for c in cells if c.environment), None)
     device = torch.device(plan.jobs[0].spec.device if plan.jobs else "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        device = torch.device("cpu")  # a Ray driver without the cluster's GPUs describes its own machine
     s = plan.settings
     run = RunInfo(
         model=s.model, model_fingerprint=plan.source.fingerprint(),
@@ -348,8 +356,13 @@ def write_outputs(out_dir: Path, data: dict[str, Any], reports: bool = True) -> 
         write_reports(out_dir, data)
 
 
-def make_executor(name: str, slots: list[Slot] | None = None) -> Executor:
-    """The executor named by ``--executor``; the local one runs a cell per slot at a time."""
+def make_executor(name: str, slots: list[Slot] | None = None, settings: RunSettings | None = None) -> Executor:
+    """The executor named by ``--executor``; the local one runs a cell per slot at a time, the Ray one
+    reads its resources and cluster from ``settings``."""
+    if name == "ray":
+        from tuning_bench.run.ray_executor import RayExecutor
+
+        return RayExecutor.from_settings(settings) if settings is not None else RayExecutor()
     return InProcessExecutor() if name == "in-process" else LocalExecutor(slots)
 
 
@@ -397,7 +410,7 @@ def execute(plan: Plan, executor: Executor | None = None, view: RunView | None =
     A filesystem error while writing (a full disk) ends the run with one line; finished cells stay saved.
     """
     view = view or RunView()
-    executor = executor or make_executor(plan.settings.executor, plan.slots)
+    executor = executor or make_executor(plan.settings.executor, plan.slots, plan.settings)
     started = time.perf_counter()
     check_output_folder(plan.out_dir, out_overwrite)
     created = not plan.out_dir.exists()
@@ -442,6 +455,9 @@ def execute(plan: Plan, executor: Executor | None = None, view: RunView | None =
         saved = len(records)
         try:
             for index, (job, record) in enumerate(finished):
+                # Where the cell ran; an executor spread over machines (Ray) says so itself.
+                record = {**record, "executor": record.get("executor") or executor.name,
+                          "node": record.get("node") or platform.node()}
                 records[job.key] = CellRecord.from_json(record)  # the executor hands JSON across processes
                 _writing(lambda: write_json(_record_path(job), clean_floats({**record, "key": job.key})))
                 saved += 1
