@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -45,6 +46,8 @@ class Method:
         grad as one safetensors file, so the saved size is what the method trains (``PeftMethod`` keeps
         PEFT's adapter format).
       ``context_examples``: worked examples shown in front of every input (few-shot prompting).
+      ``merged``: the adapted model with its update folded into the base weights, as it would be served
+        (deployment cost); by default the method has nothing to merge.
 
     On an encoder (sequence classification) the engine, not the method, trains the new classification
     head of every trained method: after ``adapt`` it unfreezes the modules named ``classifier`` or
@@ -84,6 +87,14 @@ class Method:
         """Why this method cannot adapt this loaded model (e.g. it has none of the weights the method
         trains), or None when it can. Checked after loading, before ``adapt``; a reason marks the cell
         not applicable."""
+        return None
+
+    def merged(self, adapted: Any) -> AbstractContextManager[Any] | None:
+        """A context in which ``adapted`` answers with the method's update merged into the base weights, as it
+        would be served (LoRA's B·A added to W, IA3's vectors multiplied in), and is restored on leaving it;
+        None when there is nothing to merge (soft prompts and prefixes stay separate inputs; full fine-tuning
+        already is its own merged model). The engine times answers inside it and checks that they equal the
+        unmerged answers (docs/measurements.md, Deployment cost)."""
         return None
 
     def parameter_groups(self, model: Any, config: Mapping[str, Any]) -> list[dict[str, Any]]:

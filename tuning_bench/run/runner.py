@@ -279,6 +279,7 @@ def assemble(plan: Plan, records: dict[str, CellRecord], cached: set[str], wall_
         patience=s.patience, min_delta=s.min_delta,
         device=device.type, precision=plan.jobs[0].spec.precision if plan.jobs else s.precision,
         precision_choice=plan.precision_choice.as_record() if plan.precision_choice else None,
+        base_quant=s.base_quant,
         prompt_format=s.prompt_format, max_length=s.max_length, executor=s.executor,
         slots=[slot.label for slot in plan.slots] or None,
         method_configs=plan.method_configs, sweep=plan.sweep, wall_seconds=wall_seconds,

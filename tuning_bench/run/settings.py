@@ -28,6 +28,7 @@ import yaml
 from tuning_bench.api.bounded import MAX_VALUES, brief_repr, too_large
 from tuning_bench.api.errors import UsageError, did_you_mean
 from tuning_bench.api.options import range_problem
+from tuning_bench.models.quantization import BASE_QUANTS
 
 MAX_SEED = 2**32 - 1  # numpy's seed range; a larger seed would fail inside every cell
 _UNSET = object()
@@ -114,12 +115,14 @@ SETTINGS: tuple[Setting, ...] = (
             choices=tuple(SWEEPS), default_text="off"),
     Setting("out", "str", "tbench-runs/latest", "Output directory.", affects_result=False),
     Setting("options", "options", {}, "Method option overrides: {method: {option: value}}.", flag=None),
+    Setting("base_quant", "str", None, "Load the base model quantized by bitsandbytes (QLoRA-style rows): nf4 or int8; needs a CUDA GPU (elsewhere cells are not applicable).",
+            choices=BASE_QUANTS, per_cell=True, default_text="off (fp32 weights)"),
     Setting("trust_remote_code", "bool", False, "Allow models that need code from their repository.", per_cell=True),
     Setting("executor", "str", "local", "local: each cell in its own process.", choices=("local", "in-process"),
             affects_result=False),
     Setting("samples", "int", 5, "Example answers kept per cell.", minimum=0, per_cell=True, affects_result=False,
             flag=None),
-    Setting("latency", "bool", True, "Time one example answered alone (batch size 1).", per_cell=True, flag=None),
+    Setting("latency", "bool", True, "Time one example answered alone (batch size 1), and the deployment cost (throughput at batch 8, merged where the method can merge).", per_cell=True, flag=None),
     Setting("max_new_tokens", "int", 0, "Cap on generated answer length (0: the task's own).", minimum=0,
             per_cell=True, default_text="the task's own"),
     Setting("quick", "bool", False, "A smoke run (set by --quick): its verdict says it supports no conclusion.",
