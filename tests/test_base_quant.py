@@ -1,5 +1,5 @@
-"""--base-quant nf4|int8: validation, the cache key, and not_applicable (never a crash) where the device or the
-installation cannot load a quantized base."""
+"""--base-quant nf4|int8: validation, the cache key, not_applicable (never a crash) where the installation or
+the device cannot load a quantized base, and a QLoRA-style cell where bitsandbytes works."""
 
 from __future__ import annotations
 
@@ -59,21 +59,29 @@ def test_base_quant_is_part_of_the_cache_key():
 
 @pytest.mark.parametrize("quant", ["nf4", "int8"])
 @pytest.mark.parametrize("method", ["lora", "finetune", "zero-shot"])
-def test_on_cpu_every_cell_is_not_applicable_with_the_reason(tiny, tmp_path, quant, method):
+def test_without_bitsandbytes_every_cell_is_not_applicable_with_the_reason(tiny, tmp_path, monkeypatch, quant, method):
+    monkeypatch.setattr(quantization.importlib.util, "find_spec", lambda name: None)  # as on this project's CPUs
     record = run_cell(spec(base_quant=quant, method=method), tmp_path / "c", None)
     assert record["status"] == "not_applicable"
-    assert record["error"] == f"--base-quant {quant} needs a CUDA GPU (bitsandbytes' quantized matmuls); this cell runs on cpu"
+    assert record["error"] == f"--base-quant {quant} needs bitsandbytes, which is not installed here (pip install bitsandbytes)"
 
 
-def test_without_bitsandbytes_a_cuda_cell_is_not_applicable(monkeypatch):
-    monkeypatch.setattr(quantization.importlib.util, "find_spec", lambda name: None)
-    assert quantization.unavailable("nf4", "cuda") == (
-        "--base-quant nf4 needs bitsandbytes, which is not installed here (pip install bitsandbytes)")
+def test_a_backend_that_fails_its_probe_makes_the_cell_not_applicable_with_its_error(tiny, tmp_path, monkeypatch):
+    def no_kernel(quant, device):
+        raise RuntimeError("no kernel image is available for execution on the device\nmore detail")
+
+    monkeypatch.setattr(quantization.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(quantization, "_probe", no_kernel)
+    record = run_cell(spec(base_quant="nf4"), tmp_path / "c", None)
+    assert record["status"] == "not_applicable"
+    assert record["error"].startswith("--base-quant nf4: bitsandbytes ")
+    assert record["error"].endswith("cannot run nf4 on cpu here (RuntimeError: no kernel image is available for "
+                                    "execution on the device)")
 
 
 def test_a_source_that_loads_unquantized_makes_the_cell_not_applicable(tiny, tmp_path, monkeypatch):
     # As if on a GPU with bitsandbytes: the tiny source builds its model itself, ignoring the quantized load.
-    monkeypatch.setattr(quantization, "unavailable", lambda quant, device_type: None)
+    monkeypatch.setattr(quantization, "unavailable", lambda quant, device: None)
     record = run_cell(spec(base_quant="nf4"), tmp_path / "c", None)
     assert record["status"] == "not_applicable"
     assert record["error"].startswith("model source tiny-llama did not load a quantized base")
@@ -103,3 +111,24 @@ def test_full_fine_tuning_is_not_applicable_to_a_quantized_base(tiny):
     loaded.model.hf_quantizer = object()  # what transformers sets on a model it loaded quantized
     assert isinstance(loaded, LoadedModel) and loaded.quantized
     assert "quantized base" in finetune.not_applicable_to(loaded, TINY_GENERATION, {})
+
+
+@pytest.mark.parametrize("quant", ["nf4", "int8"])
+def test_a_quantized_lora_cell_runs_where_bitsandbytes_works_on_the_device(tiny, tmp_path, quant):
+    """Needs bitsandbytes (not a dependency of tbench): skipped without it, or where its probe fails."""
+    pytest.importorskip("bitsandbytes")
+    if quantization.unavailable(quant, torch.device("cpu")):
+        pytest.skip(quantization.unavailable(quant, torch.device("cpu")))
+    from tuning_bench.testing import tiny_llama, tiny_tokenizer
+
+    folder = tmp_path / "tiny-llama"
+    tokenizer = tiny_tokenizer("bpe", chat=True)
+    tiny_llama(tokenizer, hidden=64).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    record = run_cell(spec(model=str(folder), base_quant=quant, eval_examples=8), tmp_path / "c", None)
+    assert record["status"] == "ok", record["error"]
+    m = record["measurements"]
+    assert m["steps"] == 2 and m["trainable_params"] > 0 and m["latency_merged_seconds"] > 0
+    assert record["config"]["base_quant"] == quant
+    finetune = run_cell(spec(model=str(folder), base_quant=quant, method="finetune"), tmp_path / "f", None)
+    assert finetune["status"] == "not_applicable" and "quantized base" in finetune["error"]

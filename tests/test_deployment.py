@@ -156,9 +156,17 @@ def test_a_refused_merge_is_recorded_without_merged_figures():
 
     result = _measure(_FakeStrategy(), refused())
     assert result.latency_merged_seconds is None and result.merged_outputs_match is None
-    assert result.measurements()["merge_refused"] == "Cannot merge LORA layers when the model is tied"
+    assert result.measurements()["merge_refused"] == "ValueError: Cannot merge LORA layers when the model is tied"
     assert "merge failed" in result.warning()
     assert result.throughput_answers_per_second > 0
+
+    @contextmanager
+    def not_implemented():  # what PEFT raises for IA3 on a bitsandbytes layer
+        raise NotImplementedError
+        yield
+
+    result = _measure(_FakeStrategy(), not_implemented())
+    assert result.merge_refused == "NotImplementedError: no message" and result.latency_merged_seconds is None
 
 
 def _with_deployment(data: dict) -> dict:

@@ -54,7 +54,13 @@ class PeftMethod(Method):
 
 @contextmanager
 def _merged_in_place(tuner: Any) -> Iterator[Any]:
-    tuner.merge_adapter()  # raises ValueError where PEFT refuses (e.g. a target tied to the embeddings)
+    try:
+        # PEFT refuses some merges (ValueError: a target tied to the embeddings; NotImplementedError: IA3 on
+        # a bitsandbytes layer); layers merged before the refusal are put back.
+        tuner.merge_adapter()
+    except Exception:
+        tuner.unmerge_adapter()
+        raise
     try:
         yield tuner
     finally:

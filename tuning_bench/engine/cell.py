@@ -150,7 +150,7 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     if not reason and spec.base_quant:
         from tuning_bench.models.quantization import unavailable
 
-        reason = unavailable(spec.base_quant, device.type)
+        reason = unavailable(spec.base_quant, device)
     if reason:
         return {"status": "not_applicable", "error": reason}
 

@@ -98,8 +98,9 @@ def measure_deployment(strategy: Any, answerer: Any, prompts: Sequence[Sequence[
         with ExitStack() as merged_weights:
             try:
                 merged_weights.enter_context(context)
-            except ValueError as exc:  # PEFT's refusal to merge, e.g. a target module tied to the embeddings
-                result.merge_refused = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            except (ValueError, NotImplementedError) as exc:  # PEFT's refusals (Method.merged)
+                detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "no message"
+                result.merge_refused = f"{type(exc).__name__}: {detail}"
             else:
                 latency = strategy.latency(serve, batch[0])
                 merged_seconds, merged = _timed(lambda: strategy.answer(serve, batch), device)

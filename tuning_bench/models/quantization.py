@@ -7,7 +7,8 @@ through transformers' ``from_pretrained``, so that a LoRA cell is a QLoRA-style 
 
 Only the linear layers are quantized; embeddings, norms and the LM head stay in fp32, as
 ``load_pretrained`` loads them. A cell whose device or installation cannot do it is not applicable, with
-the reason (``unavailable``), before anything is loaded. Loading goes through ``load_pretrained``, which
+the reason (``unavailable``: bitsandbytes missing, or a short probe of it on the cell's device fails),
+before anything is loaded. Loading goes through ``load_pretrained``, which
 every built-in source and ``PretrainedSource`` use: ``quantized_loading`` hands it the bitsandbytes config
 for the duration of one load, and the cell checks afterwards that the model did come back quantized (a
 third-party source that loads otherwise is not applicable rather than silently unquantized).
@@ -27,18 +28,44 @@ BASE_QUANTS = ("nf4", "int8")
 _LOAD_ARGUMENTS: ContextVar[dict[str, Any]] = ContextVar("tbench_quantized_load", default={})
 
 
-def unavailable(quant: str, device_type: str) -> str | None:
-    """Why a cell on ``device_type`` cannot load a ``quant`` base here, or None when it can.
+def unavailable(quant: str, device: Any) -> str | None:
+    """Why a cell on ``device`` cannot load a ``quant`` base here, or None when it can.
 
-    bitsandbytes' kernels are CUDA kernels; its CPU support differs from release to release and is not
-    what QLoRA rows are measured on, so tbench runs quantized bases on CUDA only.
+    Whether bitsandbytes supports a quantization on a device changes from release to release (its CPU
+    backend ran nf4 and int8 in 0.50.2 here; older releases were CUDA only), so a short probe decides: one
+    small quantized linear layer, placed on the device and run once.
     """
-    if device_type != "cuda":
-        return (f"--base-quant {quant} needs a CUDA GPU (bitsandbytes' quantized matmuls); this cell runs on "
-                f"{device_type}")
     if importlib.util.find_spec("bitsandbytes") is None:
         return f"--base-quant {quant} needs bitsandbytes, which is not installed here (pip install bitsandbytes)"
+    try:
+        _probe(quant, device)
+    except Exception as exc:  # any failure of the backend is a reason, never a crash of the cell
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        return (f"--base-quant {quant}: bitsandbytes {_version()} cannot run {quant} on {device.type} here "
+                f"({type(exc).__name__}: {first})")
     return None
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bitsandbytes")
+    except PackageNotFoundError:  # importable without its metadata (a bare copy on the path)
+        return "(version unknown)"
+
+
+def _probe(quant: str, device: Any) -> None:
+    import bitsandbytes
+    import torch
+
+    if quant == "nf4":
+        layer = bitsandbytes.nn.Linear4bit(64, 64, compute_dtype=torch.float32, quant_type="nf4")
+    else:
+        layer = bitsandbytes.nn.Linear8bitLt(64, 64, has_fp16_weights=False)
+    layer = layer.to(device)  # bitsandbytes quantizes the weight as it is placed
+    with torch.no_grad():
+        layer(torch.randn(2, 64, device=device))
 
 
 def bitsandbytes_config(quant: str, compute_dtype: Any) -> Any:
