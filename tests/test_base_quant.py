@@ -132,3 +132,21 @@ def test_a_quantized_lora_cell_runs_where_bitsandbytes_works_on_the_device(tiny,
     assert record["config"]["base_quant"] == quant
     finetune = run_cell(spec(model=str(folder), base_quant=quant, method="finetune"), tmp_path / "f", None)
     assert finetune["status"] == "not_applicable" and "quantized base" in finetune["error"]
+
+
+def test_generate_loads_a_quantized_runs_base_quantized_or_says_why_not(tiny, tmp_path, monkeypatch):
+    import json
+
+    from test_runner import _run, settings
+
+    from tuning_bench.host.plugins import load_catalog
+    from tuning_bench.run.inference import load_trained
+
+    _run(settings(tmp_path, seeds=[0], methods=["lora"], latency=False))
+    results = tmp_path / "run" / "results.json"
+    data = json.loads(results.read_text())
+    data["cells"][0]["config"]["base_quant"] = "nf4"  # as a --base-quant nf4 run records it
+    results.write_text(json.dumps(data))
+    monkeypatch.setattr(quantization.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(UsageError, match="the run loaded its base model quantized: --base-quant nf4 needs bitsandbytes"):
+        load_trained(tmp_path / "run", load_catalog(), "lora")
