@@ -15,6 +15,11 @@ class FineTune(Method):
                               "trains without diverging at 48 and 240 steps (results/lr-5x-cpu)"),
     )
 
+    def not_applicable_to(self, loaded, task, config):
+        if loaded.quantized:
+            return "full fine-tuning trains every weight, and a quantized base (--base-quant) stores them as integers that take no gradient"
+        return None
+
     def adapt(self, loaded, task, config):
         for parameter in loaded.model.parameters():
             parameter.requires_grad_(True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -54,6 +55,8 @@ class Method:
       ``learned_prompt``: the readable prompt a method trained (a hard prompt), for the record and reports.
       ``resolve_config``: the config from the option overrides (by default each override must be one of
         ``options``; a method with open-ended options, such as any field of a PEFT config, checks them here).
+      ``merged``: the adapted model with its update folded into the base weights, as it would be served
+        (deployment cost); by default the method has nothing to merge.
 
     On an encoder (sequence classification) the engine, not the method, trains the new classification
     head of every trained method: after ``adapt`` it unfreezes the modules named ``classifier`` or
@@ -113,6 +116,14 @@ class Method:
         """Why this method cannot adapt this loaded model (e.g. it has none of the weights the method
         trains), or None when it can. Checked after loading, before ``adapt``; a reason marks the cell
         not applicable."""
+        return None
+
+    def merged(self, adapted: Any) -> AbstractContextManager[Any] | None:
+        """A context in which ``adapted`` answers with the method's update merged into the base weights, as it
+        would be served (LoRA's B·A added to W, IA3's vectors multiplied in), and is restored on leaving it;
+        None when there is nothing to merge (soft prompts and prefixes stay separate inputs; full fine-tuning
+        already is its own merged model). The engine times answers inside it and checks that they equal the
+        unmerged answers (docs/measurements.md, Deployment cost)."""
         return None
 
     def parameter_groups(self, model: Any, config: Mapping[str, Any]) -> list[dict[str, Any]]:

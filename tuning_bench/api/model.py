@@ -26,6 +26,11 @@ class LoadedModel:
     def chat(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
+    @property
+    def quantized(self) -> bool:
+        """Whether the base weights were loaded quantized (``--base-quant``: bitsandbytes through transformers)."""
+        return getattr(self.model, "hf_quantizer", None) is not None
+
 
 class ModelSource:
     """Where a model comes from. Subclasses set ``name``, ``description`` and ``kind`` and implement ``load``.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +39,29 @@ class PeftMethod(Method):
         from peft import PeftModel
 
         return PeftModel.from_pretrained(loaded.model, directory)
+
+    def merged(self, adapted: Any) -> AbstractContextManager[Any] | None:
+        """PEFT's ``merge_adapter`` on entry and ``unmerge_adapter`` on exit, for tuners that change weights
+        (LoRA family, IA3); None for prompt learning (prompt, prefix and P-tuning prepend inputs instead).
+        Merging in place, not ``merge_and_unload`` on a copy, keeps the serving peak at one model."""
+        if adapted.peft_config[adapted.active_adapter].is_prompt_learning:
+            return None
+        tuner = adapted.base_model
+        if not hasattr(tuner, "merge_adapter"):
+            return None
+        return _merged_in_place(tuner)
+
+
+@contextmanager
+def _merged_in_place(tuner: Any) -> Iterator[Any]:
+    try:
+        # PEFT refuses some merges (ValueError: a target tied to the embeddings; NotImplementedError: IA3 on
+        # a bitsandbytes layer); layers merged before the refusal are put back.
+        tuner.merge_adapter()
+    except Exception:
+        tuner.unmerge_adapter()
+        raise
+    try:
+        yield tuner
+    finally:
+        tuner.unmerge_adapter()

@@ -50,6 +50,7 @@ class CellSpec:
     prompt_format: str = cell_default("prompt_format")
     keep: str = cell_default("keep")
     trust_remote_code: bool = cell_default("trust_remote_code")
+    base_quant: str | None = cell_default("base_quant")  # None: the base in fp32; "nf4" or "int8": bitsandbytes
     samples: int = cell_default("samples")
     latency: bool = cell_default("latency")
     max_new_tokens: int = cell_default("max_new_tokens")  # 0: the task's own limit
@@ -147,14 +148,24 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     from tuning_bench.engine.strategies import unsupported
 
     reason = method.not_applicable(task, source.kind, config) or unsupported(source.kind, task.kind)
+    if not reason and spec.base_quant:
+        from tuning_bench.models.quantization import unavailable
+
+        reason = unavailable(spec.base_quant, device)
     if reason:
         return {"status": "not_applicable", "error": reason}
 
     emit({"event": "phase", "phase": "loading model"})
     _set_determinism(spec.seed)
     load_start = time.perf_counter()
-    loaded = source.load(task_kind=task.kind, labels=task.labels, trust_remote_code=spec.trust_remote_code)
+    from tuning_bench.models.quantization import quantized_loading
+
+    with quantized_loading(spec.base_quant, device, torch.bfloat16 if spec.precision == "bf16" else torch.float32):
+        loaded = source.load(task_kind=task.kind, labels=task.labels, trust_remote_code=spec.trust_remote_code)
     load_seconds = time.perf_counter() - load_start
+    if spec.base_quant and not loaded.quantized:
+        return {"status": "not_applicable", "error": f"model source {source.name} did not load a quantized base "
+                "(--base-quant works with sources that load through tuning_bench.models.hf.load_pretrained)"}
     reason = method.not_applicable_to(loaded, task, config)
     if reason:
         return {"status": "not_applicable", "error": reason}
@@ -181,7 +192,9 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     if learned is not None:  # a trained hard prompt: part of the prompt every answer was given
         data.prompt_record["learned"] = learned
     state = save_state(method, adapted, spec.keep, cell_dir / "state", data.prompt_record)
-    return _record(spec, task, loaded, adapted, config, data, log, evaluation, state, probe.finish(), load_seconds)
+    deployment = _deployment_phase(spec, method, adapted, data, evaluation, probe, emit) if spec.latency else None
+    return _record(spec, task, loaded, adapted, config, data, log, evaluation, state, probe.finish(), load_seconds,
+                   deployment)
 
 
 @dataclass
@@ -270,6 +283,7 @@ class _Evaluation:
     guard: dict[str, Any] | None
     latency: dict[str, Any] | None
     seconds: float
+    answerer: Any = None  # the model ready to answer, as evaluated (the deployment phase answers through it)
 
 
 def _evaluate_phase(spec: CellSpec, task: Any, decoding: str, loaded: Any, adapted: Any, data: _Data, feeder: Any,
@@ -313,11 +327,29 @@ def _evaluate_phase(spec: CellSpec, task: Any, decoding: str, loaded: Any, adapt
     latency = data.strategy.latency(answerer, data.test[0].prompt_ids).as_record() if spec.latency else None
     seconds = time.perf_counter() - start
     probe.stop("eval")
-    return _Evaluation(final_val, quality, guard, latency, seconds)
+    return _Evaluation(final_val, quality, guard, latency, seconds, answerer)
+
+
+def _deployment_phase(spec: CellSpec, method: Any, adapted: Any, data: _Data, evaluation: _Evaluation, probe: Any,
+                      emit: Emit) -> Any:
+    """Throughput at batch 8, and latency and throughput merged where the method can merge, with the
+    serving peak memory (engine.deployment)."""
+    from tuning_bench.engine.deployment import measure_deployment
+
+    emit({"event": "phase", "phase": "measuring deployment cost"})
+    probe.start("serve")
+    deployment = measure_deployment(data.strategy, evaluation.answerer, [e.prompt_ids for e in data.test], method,
+                                    adapted, evaluation.latency)
+    probe.stop("serve")
+    if deployment.warning():
+        data.warnings.append(deployment.warning())
+        emit({"event": "warning", "message": deployment.warning()})
+    return deployment
 
 
 def _record(spec: CellSpec, task: Any, loaded: Any, adapted: Any, config: dict[str, Any], data: _Data, log: Any,
-            evaluation: _Evaluation, state: dict[str, Any], memory: dict[str, Any], load_seconds: float) -> dict[str, Any]:
+            evaluation: _Evaluation, state: dict[str, Any], memory: dict[str, Any], load_seconds: float,
+            deployment: Any = None) -> dict[str, Any]:
     """The finished cell's record fields (see ``CellRecord``): every measurement, curve, sample and the
     context needed to trust them."""
     from tuning_bench.engine.measure import environment
@@ -342,6 +374,8 @@ def _record(spec: CellSpec, task: Any, loaded: Any, adapted: Any, config: dict[s
         "latency_seconds": latency["seconds"] if latency else None,  # None: not measured (--quick)
         "latency_new_tokens": latency["new_tokens"] if latency else None,
     }
+    if deployment is not None:
+        measurements.update(deployment.measurements())
     if "generation_seconds" in quality:
         measurements["generation_seconds"] = quality["generation_seconds"]
         measurements["generation_seconds_per_example"] = quality["generation_seconds"] / len(data.test_examples)

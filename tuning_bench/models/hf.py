@@ -10,6 +10,7 @@ from typing import Any
 from tuning_bench.api.errors import UsageError
 from tuning_bench.api.kinds import ModelKind, TaskKind
 from tuning_bench.api.model import LoadedModel, ModelSource
+from tuning_bench.models.quantization import load_arguments
 
 # Architectures whose config also maps to a *ForCausalLM class in transformers but which are encoders.
 _ENCODER_TYPES = {"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta",
@@ -51,6 +52,7 @@ def load_pretrained(
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     common = {"trust_remote_code": trust_remote_code, **kwargs}
+    quantized = load_arguments()  # --base-quant: bitsandbytes config and device placement, for the model only
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **common)
         if kind is ModelKind.ENCODER:
@@ -63,9 +65,10 @@ def load_pretrained(
                 label2id={label: i for i, label in enumerate(labels)},
                 dtype=torch.float32,
                 **common,
+                **quantized,
             )
         else:
-            model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32, **common)
+            model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32, **common, **quantized)
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
             raise _remote_code_error(str(location), exc) from None

@@ -48,6 +48,7 @@ class _TerminalColumn:
     header: str
     column: Column
     show: Callable[[MethodRow], str]
+    optional: bool = False  # left out when no row has a value (deployment figures: --quick, nothing merged)
 
 
 def _by_key(key: str) -> Column:
@@ -60,6 +61,10 @@ TERMINAL_COLUMNS = (
     _TerminalColumn("Peak GiB", Column("peak_memory", "Peak memory", "bytes", "lower"), lambda r: _gib(r.peak_memory)),
     _TerminalColumn("Train s", _by_key("train_seconds"), lambda r: _number(r.values.get("train_seconds"))),
     _TerminalColumn("Latency ms", _by_key("latency_seconds"), lambda r: _number(r.values.get("latency_seconds"), 1000)),
+    _TerminalColumn("Merged ms", _by_key("latency_merged_seconds"),
+                    lambda r: _number(r.values.get("latency_merged_seconds"), 1000), optional=True),
+    _TerminalColumn("Ans/s", _by_key("throughput_answers_per_second"),
+                    lambda r: _number(r.values.get("throughput_answers_per_second")), optional=True),
 )
 
 
@@ -83,11 +88,12 @@ def _summary_table(view: TaskView, failures: int) -> Table:
     if not complete:
         table.add_column("n", justify="right", no_wrap=True)
     table.add_column(Text(view.headline_metric), justify="right", no_wrap=True)
-    for column in TERMINAL_COLUMNS:
+    shown = [c for c in TERMINAL_COLUMNS if not c.optional or any(r.values.get(c.column.key) is not None for r in view.rows)]
+    for column in shown:
         table.add_column(column.header, justify="right", no_wrap=True)
     headline_column = view.columns[0]
     rows = _peak_rows(view.rows)
-    best = {c.column.key: best_methods(rows, c.column) for c in TERMINAL_COLUMNS}
+    best = {c.column.key: best_methods(rows, c.column) for c in shown}
     best["headline"] = best_methods(rows, headline_column)
     for row in rows:
         # a sweep's chosen trial on a line of its own under the method: "learning_rate=0.00015" is long
@@ -95,10 +101,13 @@ def _summary_table(view: TaskView, failures: int) -> Table:
         if not complete:
             cells.append(Text(f"{row.headline.n}/{row.cells}"))
         cells.append(Text(display_value(row, headline_column), style="bold green" if row.method in best["headline"] else ""))
-        for column in TERMINAL_COLUMNS:
+        for column in shown:
             cells.append(Text(column.show(row), style="bold" if row.method in best[column.column.key] else ""))
         table.add_row(*cells)
     notes = ["Peak GiB: training peak (evaluation peak where a method does not train). Every column: report.md."]
+    if any(c.optional for c in shown):
+        notes.append("Merged ms: one answer with the update merged into the weights (LoRA, IA3); "
+                     "Ans/s: answers per second at batch 8, unmerged.")
     if not complete:
         notes.append("n: seeds with a headline value / cells run.")
     notes += [f"not applicable: {m} ({r})" for m, r in view.not_applicable]
@@ -140,7 +149,7 @@ def terminal_tables(data: RunDocument | dict[str, Any]) -> list[Table]:
 # --- tbench compare ---------------------------------------------------------------------------
 
 RUN_SETTINGS = ("model", "model_fingerprint", "tasks", "task_fingerprints", "methods", "seeds", "steps", "epochs", "batch_size",
-                "eval_examples", "val_examples", "val_every", "patience", "min_delta", "device", "precision", "prompt_format", "max_length",
+                "eval_examples", "val_examples", "val_every", "patience", "min_delta", "device", "precision", "base_quant", "prompt_format", "max_length",
                 "executor", "sweep", "method_configs")
 ENVIRONMENT_SETTINGS = ("packages", "device_name", "torch_threads", "platform", "project_commit")
 MISSING = object()

@@ -19,7 +19,9 @@ DEFINITIONS = (
                              "of all parameters of the adapted model."),
     ("Peak memory", "Peak memory on CPU is the process's resident high-water mark (VmHWM) during the phase, reset "
                     "between phases (so it includes the model and the Python process); on CUDA it is "
-                    "torch.cuda.max_memory_allocated, reset between phases."),
+                    "torch.cuda.max_memory_allocated, reset between phases; reserved memory beside it is "
+                    "torch.cuda.max_memory_reserved (allocated plus the caching allocator's free blocks: what a GPU must "
+                    "have free)."),
     ("Training time", "Training time is the sum of the optimiser step times, validation excluded; tokens/s is the "
                       "non-padding tokens of the training batches divided by that time."),
     ("Steps/time to best", "The step of the lowest validation loss and the training time up to it (means over "
@@ -29,6 +31,10 @@ DEFINITIONS = (
                    "the prompt)."),
     ("Latency", "Latency is the wall time to answer one test example at batch size 1 (greedy generation for "
                 "causal models, one forward pass for encoders)."),
+    ("Deployment cost", "Answers/s (batch 8) is 8 test examples answered as one batch, divided by its wall time; "
+                        "latency and answers/s merged are the same with the method's update merged into the base "
+                        "weights (LoRA, IA3: PEFT merge_adapter), whose greedy answers are checked against the "
+                        "unmerged ones; methods with nothing to merge have no merged figures."),
 )
 
 
@@ -68,6 +74,7 @@ def measurement_facts(data: RunDocument | dict[str, Any]) -> list[tuple[str, str
         ("Recorded", _text(document.created)),
         ("Device", f"{run.device if run.present('device') else env.get('device', '—')} — {env.get('device_name', '—')}"),
         ("Precision", _text(run.precision)),
+        ("Base weights", f"{run.base_quant} (bitsandbytes)" if run.base_quant else "as loaded (fp32)"),
         ("Torch threads", str(env.get("torch_threads", "—"))),
         ("Platform", str(env.get("platform", "—"))),
         ("Packages", _join(f"{name} {version}" for name, version in packages.items())),

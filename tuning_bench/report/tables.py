@@ -21,11 +21,14 @@ class Column:
 
     key: str
     label: str
-    unit: str  # how to format: metric, loss, count, percent, bytes, seconds, rate
+    unit: str  # how to format: metric, loss, count, percent, bytes, seconds, rate, throughput
     better: str | None  # "higher", "lower" or None when "best" means nothing
     # Baselines have 0 trainable parameters, 0 saved bytes and no training at all; marking them
     # "best" in those columns would only say they do not train, so these compare trained methods.
     training_cost: bool = False
+    # Shown only where some row has a value: deployment figures, which --quick (no latency) and older
+    # records do not have.
+    optional: bool = False
 
 
 COST_COLUMNS = (
@@ -41,7 +44,16 @@ COST_COLUMNS = (
     Column("tokens_per_second", "Tokens/s", "rate", "higher"),
     Column("saved_bytes", "Saved size", "bytes", "lower", training_cost=True),
     Column("latency_seconds", "Latency", "seconds", "lower"),
+    # optional columns last: a column's position among the shown ones is then the same as in this tuple
+    Column("latency_merged_seconds", "Latency merged", "seconds", "lower", optional=True),
+    Column("throughput_answers_per_second", "Answers/s (batch 8)", "throughput", "higher", optional=True),
+    Column("throughput_answers_per_second_merged", "Answers/s merged", "throughput", "higher", optional=True),
 )
+
+
+# On CUDA a peak memory column shows the reserved peak beside the allocated one: what torch's caching
+# allocator held, so what a GPU must have free (docs/measurements.md, Memory).
+RESERVED_BESIDE = {"train_peak_bytes": "train_peak_reserved_bytes", "eval_peak_bytes": "eval_peak_reserved_bytes"}
 
 
 @dataclass
@@ -127,7 +139,8 @@ class TaskView:
         """The headline, the other quality metrics, then the cost columns, in display order."""
         quality = [Column(m, m, "metric", None) for m in self.other_metrics]
         headline = Column("headline", self.headline_metric, "metric", "higher" if self.higher_is_better else "lower")
-        return [headline, *quality, *COST_COLUMNS]
+        cost = [c for c in COST_COLUMNS if not c.optional or any(r.value(c.key) is not None for r in self.rows)]
+        return [headline, *quality, *cost]
 
 
 def task_names(data: RunDocument | dict[str, Any]) -> list[str]:
@@ -168,12 +181,17 @@ def cell_values(cell: CellRecord) -> dict[str, float | None]:
         "trainable_percent": m.trainable_percent,
         "train_peak_bytes": m.peak("train") if trained else None,
         "eval_peak_bytes": m.peak("eval"),
+        "train_peak_reserved_bytes": m.peak_reserved("train") if trained else None,
+        "eval_peak_reserved_bytes": m.peak_reserved("eval"),
         "train_seconds": m.train_seconds if trained else None,
         "seconds_to_best": m.seconds_to_best if trained else None,
         "steps_to_best": m.best_step if trained else None,
         "tokens_per_second": m.tokens_per_second if trained else None,
         "saved_bytes": m.saved_bytes,
         "latency_seconds": m.latency_seconds,
+        "latency_merged_seconds": m.latency_merged_seconds,
+        "throughput_answers_per_second": m.throughput_answers_per_second,
+        "throughput_answers_per_second_merged": m.throughput_answers_per_second_merged,
     }
     return {k: to_number(v) for k, v in values.items()}
 
@@ -191,7 +209,8 @@ def _task_info(document: RunDocument, task: str, cells: list[CellRecord]) -> dic
 def _row(method: str, cells: list[CellRecord], metrics: list[str]) -> MethodRow:
     ok = [c for c in cells if c.ok]
     per_cell = [cell_values(c) for c in ok]
-    values = {key: mean_std(v[key] for v in per_cell)[0] for key in [c.key for c in COST_COLUMNS] + ["steps_to_best"]}
+    keys = [c.key for c in COST_COLUMNS] + ["steps_to_best", *RESERVED_BESIDE.values()]
+    values = {key: mean_std(v[key] for v in per_cell)[0] for key in keys}
     quality = {name: mean_std(to_number(c.quality.get(name)) for c in ok)[0] for name in metrics}
     headline = Stat(*mean_std(to_number(c.headline.value) for c in ok))
     trials = sorted({c.trial or "" for c in cells})
@@ -389,6 +408,8 @@ def format_value(unit: str, value: float | None) -> str:
         return format_seconds(value)
     if unit == "rate":
         return f"{value:,.0f}"
+    if unit == "throughput":
+        return f"{value:.3g}"
     return format_count(value)
 
 
@@ -422,6 +443,9 @@ def display_value(row: MethodRow, column: Column) -> str:
     if column.unit == "to_best":
         seconds = row.value(column.key)
         return "—" if seconds is None else f"{format_count(row.values.get('steps_to_best'))} / {format_seconds(seconds)}"
+    reserved = row.values.get(RESERVED_BESIDE.get(column.key, ""))
+    if reserved is not None and row.value(column.key) is not None:
+        return f"{format_bytes(row.value(column.key))} ({format_bytes(reserved)} reserved)"
     return format_value(column.unit, row.value(column.key))
 
 

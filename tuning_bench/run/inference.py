@@ -134,8 +134,18 @@ def load_trained(run_dir: Path, catalog: Catalog, method: str, task: str | None 
     source.prepare()
     import torch
 
+    from tuning_bench.models.quantization import quantized_loading, unavailable
+
+    base_quant = cell.config.get("base_quant")  # a quantized base is loaded quantized again, as the run had it
+    target = _device(device or cell.config.get("device", "cpu"))
+    reason = unavailable(base_quant, target) if base_quant else None
+    if reason:
+        raise UsageError(f"the run loaded its base model quantized: {reason}")
+    compute = torch.bfloat16 if (precision or cell.config.get("precision")) == "bf16" else torch.float32
     torch.manual_seed(cell.seed)
-    loaded = source.load(task_kind=task_obj.kind, labels=task_obj.labels, trust_remote_code=cell.config["trust_remote_code"])
+    with quantized_loading(base_quant, target, compute):
+        loaded = source.load(task_kind=task_obj.kind, labels=task_obj.labels,
+                             trust_remote_code=cell.config["trust_remote_code"])
     try:
         model = method_obj.load_state(loaded, task_obj, cell.method_config, state_dir).eval()
     except Exception as exc:  # peft, transformers and safetensors raise many types for a missing or truncated file

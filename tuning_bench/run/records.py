@@ -142,6 +142,11 @@ class Memory(Record):
             return self.extra.get(f"{phase}_peak_allocated_bytes")
         return self.extra.get(f"{phase}_peak_rss_bytes")
 
+    def peak_reserved(self, phase: str) -> int | None:
+        """A phase's peak of CUDA memory reserved by torch's caching allocator (allocated plus its cached
+        blocks: what the GPU must have free to run it); None off CUDA."""
+        return self.extra.get(f"{phase}_peak_reserved_bytes") if self.device_type == "cuda" else None
+
     @property
     def baseline(self) -> int | None:
         """Memory held after loading, before the measured phases."""
@@ -168,6 +173,16 @@ class Measurements(Record):
     saved_bytes: int | None = None
     latency_seconds: float | None = None  # None: not measured (--quick)
     latency_new_tokens: int | None = None
+    # Deployment cost (engine.deployment), written by cells that measured latency; the merged figures only
+    # by methods that can merge (Method.merged).
+    throughput_batch_size: int | None = None
+    throughput_answers_per_second: float | None = None
+    latency_merged_seconds: float | None = None
+    throughput_answers_per_second_merged: float | None = None
+    merged_outputs_match: bool | None = None
+    merged_answers_differing: int | None = None
+    merge_refused: str | None = None
+    deployment_seconds: float | None = None
     generation_seconds: float | None = None
     generation_seconds_per_example: float | None = None
     generated_tokens: int | None = None
@@ -197,6 +212,10 @@ class Measurements(Record):
     def peak(self, phase: str) -> int | None:
         """A phase's ("train" or "eval") peak memory; None when not measured."""
         return self.memory.peak(phase) if self.memory is not None else None
+
+    def peak_reserved(self, phase: str) -> int | None:
+        """A phase's CUDA reserved peak (``Memory.peak_reserved``); None off CUDA or when not measured."""
+        return self.memory.peak_reserved(phase) if self.memory is not None else None
 
 
 @dataclass
@@ -339,6 +358,7 @@ class RunInfo(Record):
     device: str | None = None
     precision: str | None = None
     precision_choice: dict[str, Any] | None = None
+    base_quant: str | None = None  # --base-quant: nf4 or int8 (None: fp32 base weights)
     prompt_format: str | None = None
     max_length: int | None = None
     executor: str | None = None

@@ -95,6 +95,9 @@ CSV_COLUMNS = [
     "train_seconds", "median_step_seconds", "tokens_per_second", "train_peak_bytes", "eval_peak_bytes",
     "baseline_bytes", "saved_bytes", "generation_seconds_per_example", "latency_seconds", "eval_examples", "steps",
     "best_step", "seconds_to_best", "stopped_early", "learning_rate",
+    # deployment cost and CUDA reserved memory, after the older columns so their positions hold
+    "latency_merged_seconds", "throughput_answers_per_second", "throughput_answers_per_second_merged",
+    "merged_outputs_match", "train_peak_reserved_bytes", "eval_peak_reserved_bytes",
 ]
 
 
@@ -113,6 +116,7 @@ def csv_text(data: RunDocument | dict[str, Any]) -> str:
             "headline_metric": cell.headline.metric if cell.headline else None,
             "headline_value": cell.headline.value if cell.headline else None,
             "train_peak_bytes": m.peak("train"), "eval_peak_bytes": m.peak("eval"),
+            "train_peak_reserved_bytes": m.peak_reserved("train"), "eval_peak_reserved_bytes": m.peak_reserved("eval"),
             "baseline_bytes": m.memory.baseline if m.memory else None,
             "learning_rate": cell.method_config.get("learning_rate"),  # method options are free-form
         }

@@ -94,8 +94,10 @@ def _key_config(config: dict[str, Any]) -> dict[str, Any]:
     one kind; a different GPU model shows in the record's environment), so it is reused there.
     """
     kept = {name: value for name, value in config.items() if name not in _outside_key()}
-    if not kept.get("runs_as"):
-        kept.pop("runs_as", None)  # absent before --method-config existed: the keys of other cells stay as they were
+    for added_later in ("runs_as", "base_quant"):
+        if not kept.get(added_later):
+            # absent before --method-config and --base-quant existed: cells that use neither keep their keys
+            kept.pop(added_later, None)
     if isinstance(kept.get("device"), str):
         kept["device"] = device_type(kept["device"])
     return kept
@@ -321,6 +323,7 @@ def assemble(plan: Plan, records: dict[str, CellRecord], cached: set[str], wall_
         patience=s.patience, min_delta=s.min_delta,
         device=device.type, precision=plan.jobs[0].spec.precision if plan.jobs else s.precision,
         precision_choice=plan.precision_choice.as_record() if plan.precision_choice else None,
+        base_quant=s.base_quant,
         prompt_format=s.prompt_format, max_length=s.max_length, executor=s.executor,
         slots=[slot.label for slot in plan.slots] or None,
         method_configs=plan.method_configs, sweep=plan.sweep, wall_seconds=wall_seconds,

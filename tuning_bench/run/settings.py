@@ -29,6 +29,7 @@ import yaml
 from tuning_bench.api.bounded import MAX_VALUES, brief_repr, too_large
 from tuning_bench.api.errors import UsageError, did_you_mean
 from tuning_bench.api.options import range_problem
+from tuning_bench.models.quantization import BASE_QUANTS
 
 MAX_SEED = 2**32 - 1  # numpy's seed range; a larger seed would fail inside every cell
 _UNSET = object()
@@ -120,6 +121,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_to", "names", [], "Experiment trackers that get one run per cell: tensorboard, mlflow.",
             affects_result=False, default_text="off"),
     Setting("options", "options", {}, "Method option overrides: {method: {option: value}}.", flag=None),
+    Setting("base_quant", "str", None, "Load the base model quantized by bitsandbytes (QLoRA-style rows): nf4 or "
+            "int8; cells are not applicable where bitsandbytes is missing or cannot run it.", choices=BASE_QUANTS,
+            per_cell=True, default_text="off (fp32 weights)"),
     Setting("trust_remote_code", "bool", False, "Allow models that need code from their repository.", per_cell=True),
     Setting("executor", "str", "local", "local: each cell in its own process; ray: each cell a Ray task on a cluster "
             "(pip install 'tuning-bench[ray]'; docs/scale-out.md).", choices=("local", "in-process", "ray"),
@@ -135,7 +139,8 @@ SETTINGS: tuple[Setting, ...] = (
             minimum=0, affects_result=False, default_text="1"),
     Setting("samples", "int", 5, "Example answers kept per cell.", minimum=0, per_cell=True, affects_result=False,
             flag=None),
-    Setting("latency", "bool", True, "Time one example answered alone (batch size 1).", per_cell=True, flag=None),
+    Setting("latency", "bool", True, "Time one example answered alone (batch size 1), and the deployment cost "
+            "(throughput at batch 8, merged where the method can merge).", per_cell=True, flag=None),
     Setting("max_new_tokens", "int", 0, "Cap on generated answer length (0: the task's own).", minimum=0,
             per_cell=True, default_text="the task's own"),
     Setting("quick", "bool", False, "A smoke run (set by --quick): its verdict says it supports no conclusion.",
