@@ -18,6 +18,15 @@ PROMPT_ONLY = "prompt-only"
 FULL_MODEL = "full-model"  # a whole copy of the model: deleted under --keep adapters
 TRAINED_TENSORS_FILE = "state.safetensors"
 
+# Method families, in the order listings and reports group them: like is compared with like.
+NO_WEIGHT_CHANGE = "no weight change"  # a fixed or searched prompt; the model is untouched (zero-shot, few-shot)
+SOFT_PROMPT = "soft prompt"  # trained virtual tokens or prefixes in front of the input (prompt, prefix, ptuning)
+ADAPTER = "adapter"  # new weights added to or reparameterising layers (LoRA and its variants, IA3, VeRA, OFT)
+SELECTIVE = "selective"  # a chosen subset of the model's own weights trains (BitFit, LN tuning)
+FULL = "full"  # every weight trains
+OTHER = "other"  # a method that declares no family
+FAMILIES = (NO_WEIGHT_CHANGE, SOFT_PROMPT, ADAPTER, SELECTIVE, FULL, OTHER)
+
 
 class Method:
     """A way of adapting a model. Subclasses are mostly their ``options`` and one ``adapt``.
@@ -27,6 +36,10 @@ class Method:
       paper: where the method and its defaults come from.
       options: typed options with defaults; a trainable method has ``learning_rate`` among them.
       trains: False for hard-prompt baselines (no optimiser step; still measured).
+      family: one of FAMILIES ("no weight change", "soft prompt", "adapter", "selective", "full";
+        "other" when undeclared): listings and reports group methods by it, so like is compared with like.
+      in_default_run: whether `tbench run` without --methods includes the method. The built-in variants
+        (DoRA, VeRA, ...) set it False so that the default run keeps its set and its time budget.
       task_kinds, model_kinds: what the method supports; anything else is "not applicable".
       decoding: how the engine generates with the adapted model: "generate" (the model's own
         ``generate`` in left-padded batches; the safe default), "engine" (the engine's cached greedy
@@ -57,6 +70,8 @@ class Method:
     paper: ClassVar[str] = ""
     options: ClassVar[tuple[Option, ...]] = ()
     trains: ClassVar[bool] = True
+    family: ClassVar[str] = OTHER
+    in_default_run: ClassVar[bool] = True
     task_kinds: ClassVar[frozenset[TaskKind]] = frozenset(TaskKind)
     model_kinds: ClassVar[frozenset[ModelKind]] = frozenset(ModelKind)
     decoding: ClassVar[str] = "generate"
@@ -143,6 +158,8 @@ class Method:
             "description": cls.description,
             "paper": cls.paper,
             "trains": cls.trains,
+            "family": cls.family,
+            "in_default_run": cls.in_default_run,
             "task_kinds": sorted(k.value for k in cls.task_kinds),
             "model_kinds": sorted(k.value for k in cls.model_kinds),
             "options": [

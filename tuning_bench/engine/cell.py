@@ -145,9 +145,10 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     config = resolve_options(method.name, method.options, spec.method_config, where="cell config")
     from tuning_bench.engine.strategies import unsupported
 
+    family = {"family": method.family}  # recorded for every cell that gets this far, so reports can group by it
     reason = method.not_applicable(task, source.kind, config) or unsupported(source.kind, task.kind)
     if reason:
-        return {"status": "not_applicable", "error": reason}
+        return {**family, "status": "not_applicable", "error": reason}
 
     emit({"event": "phase", "phase": "loading model"})
     _set_determinism(spec.seed)
@@ -156,7 +157,7 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     load_seconds = time.perf_counter() - load_start
     reason = method.not_applicable_to(loaded, task, config)
     if reason:
-        return {"status": "not_applicable", "error": reason}
+        return {**family, "status": "not_applicable", "error": reason}
     data = _prepare_data(spec, task, method, config, loaded, token_cache, emit)
 
     _set_determinism(spec.seed)
@@ -177,7 +178,8 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     from tuning_bench.engine.state import save_state
 
     state = save_state(method, adapted, spec.keep, cell_dir / "state", data.prompt_record)
-    return _record(spec, task, loaded, adapted, config, data, log, evaluation, state, probe.finish(), load_seconds)
+    return {**family, **_record(spec, task, loaded, adapted, config, data, log, evaluation, state, probe.finish(),
+                                load_seconds)}
 
 
 @dataclass

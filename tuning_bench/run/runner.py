@@ -61,6 +61,7 @@ class Plan:
     task_fingerprints: dict[str, str] = field(default_factory=dict)
     precision_choice: PrecisionChoice | None = None
     slots: list[Slot] = field(default_factory=list)  # where cells run side by side (run.slots); one by default
+    method_families: dict[str, str] = field(default_factory=dict)  # method name -> Method.family
 
 
 def _resolve_device(requested: str, precision: str) -> tuple[str, PrecisionChoice]:
@@ -107,14 +108,16 @@ def _cell_key(spec: CellSpec, task_fingerprint: str, model_fingerprint: str) -> 
 
 def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan:
     """Validate every name, option and number, and lay out the cells; raises UsageError before any work."""
-    methods = settings.methods or catalog.methods.names()
+    # Without --methods: the default set (every method but those that opt out, such as the LoRA variants).
+    methods = settings.methods or [m.name for m in catalog.methods if m.in_default_run]
     for name in methods:
         catalog.methods.get(name)  # unknown names fail here, with suggestions
     for name in settings.options:
         if name not in methods:
             if name not in catalog.methods:
                 catalog.methods.get(name)
-            raise UsageError(f"--set {name}.…: method '{name}' is not part of this run (methods: {', '.join(methods)})")
+            hint = "" if settings.methods else f"; {name} is not in the default set: name it in --methods"
+            raise UsageError(f"--set {name}.…: method '{name}' is not part of this run (methods: {', '.join(methods)}){hint}")
     method_configs = {
         name: resolve_options(name, catalog.methods.get(name).options, settings.options.get(name, {}))
         for name in methods
@@ -169,7 +172,7 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
                     key = _cell_key(spec, task_fingerprints[task_name], model_fingerprint)
                     jobs.append(CellJob(spec, key, out_dir / "cells" / key, token_cache))
     return Plan(settings, out_dir, tasks, source, jobs, method_configs, sweep, command, task_fingerprints,
-                precision_choice, slots)
+                precision_choice, slots, {name: catalog.methods.get(name).family for name in methods})
 
 
 def _record_path(job: CellJob) -> Path:
@@ -266,6 +269,8 @@ def assemble(plan: Plan, records: dict[str, CellRecord], cached: set[str], wall_
             cell = record.copy()
             cell.assign("key", job.key)
             cell.assign("cached", job.key in cached)
+            if cell.family is None and job.spec.method in plan.method_families:
+                cell.assign("family", plan.method_families[job.spec.method])  # a failed or older cell
             cells.append(cell)
     first_env = next((c.environment for c in cells if c.environment), None)
     device = torch.device(plan.jobs[0].spec.device if plan.jobs else "cpu")
