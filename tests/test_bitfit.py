@@ -1,4 +1,4 @@
-"""BitFit, the one built-in method that is not PEFT (it sets requires_grad on the model's own biases), is a
+"""BitFit, a built-in method outside PEFT (it sets requires_grad on the model's own biases), is a
 first-class method: its saved size is what it trains, its state is kept under --keep adapters, `tbench
 generate` answers with it exactly as the run evaluated, and it declines a model without bias terms
 (Llama, SmolLM2) unless asked to tune the norms instead."""
