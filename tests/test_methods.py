@@ -75,7 +75,7 @@ def test_method_keeps_the_contract(method_name, model_name, task_name):
         # then changes no frozen weight (check_method compared them with the residual)
         adapted = ("q_proj.weight", "v_proj.weight", "query.weight", "value.weight")
         assert report["rewritten"] and all(name.endswith(adapted) for name in report["rewritten"]), report["rewritten"]
-        assert report["state_kind"] == "peft-adapter" and sorted(report["changed"]) == sorted(report["rewritten"])
+        assert report["state_kind"] == "peft-adapter" and report["changed"] == [], report["changed"][:5]
     else:
         # PEFT keeps every original weight bit-identical (it trains its own copy of an encoder's head)
         assert report["state_kind"] == "peft-adapter" and report["changed"] == [], report["changed"][:5]
