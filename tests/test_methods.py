@@ -40,8 +40,12 @@ EXPECTED_TRAINABLE_LLAMA = {
 # Rates that move a random two-layer model within 40 steps (about ten times the defaults; the
 # prefix MLP diverges above its default on the tiny encoder).
 FAST_RATES = {"prompt": 0.3, "prefix": 1e-2, "ptuning": 1e-2, "lora": 1e-2, "ia3": 3e-2, "finetune": 5e-4,
-              "dora": 1e-2, "rslora": 1e-2, "pissa": 1e-2, "adalora": 3e-2, "lora-plus": 3e-3, "vera": 1e-1,
-              "loha": 1e-2, "lokr": 1e-2, "oft": 1e-2, "ln-tuning": 3e-2}
+              # the variants train for VARIANT_STEPS only, at about twice the rates above
+              "dora": 2e-2, "rslora": 2e-2, "pissa": 2e-2, "adalora": 6e-2, "lora-plus": 6e-3, "vera": 0.2,
+              "loha": 2e-2, "lokr": 3e-2, "oft": 2e-2, "ln-tuning": 6e-2}
+# Half check_method's 40 steps: the contract is the same, and ten variants on two models add up
+# (the loss still falls by a quarter or more on both tiny models).
+VARIANT_STEPS = 20
 # PEFT stores prefix tuning's and P-tuning's prompt as computed by their MLP, not the MLP itself, and
 # AdaLoRA's factors cut to the ranks it kept.
 SAVED = {"prefix": "derived", "ptuning": "derived", "adalora": "derived"}
@@ -67,7 +71,8 @@ def _setup(method_name, model_name="tiny-llama", task_name="tiny-gen", overrides
 def test_method_keeps_the_contract(method_name, model_name, task_name):
     method = load_catalog(["tuning_bench.testing"]).methods.get(method_name)
     report = check_method(method, model_name, task_name, learning_rate=FAST_RATES[method_name],
-                          saved=SAVED.get(method_name, "trained"), rewrites_base=method_name == "pissa")
+                          saved=SAVED.get(method_name, "trained"), rewrites_base=method_name == "pissa",
+                          steps=VARIANT_STEPS if method_name in VARIANTS else 40)
     if method_name == "finetune":
         assert report["state_kind"] == "full-model" and len(report["changed"]) > 0.5 * report["base_parameters"]
     elif method_name == "pissa":
@@ -102,7 +107,13 @@ def test_prompt_text_init_uses_the_instruction_embeddings():
     assert torch.equal(prompt[0], words[ids[0]]) and torch.equal(prompt[len(ids)], words[ids[0]])  # repeated
 
 
-@pytest.mark.parametrize("method_name", TRAINABLE + VARIANTS)
+# Variants whose saved state is rebuilt on load, not just read (the others' reload check_method covers):
+# PiSSA's residual is recomputed, AdaLoRA's factors are cut to the kept ranks, VeRA's projections are
+# regenerated from their seed, LN tuning's norms are copies.
+REBUILT_ON_LOAD = ["pissa", "adalora", "vera", "ln-tuning"]
+
+
+@pytest.mark.parametrize("method_name", TRAINABLE + REBUILT_ON_LOAD)
 def test_save_then_load_gives_identical_outputs(method_name, tiny, tmp_path):
     from tuning_bench.run.inference import load_trained
     from tuning_bench.run.runner import execute, plan_run
