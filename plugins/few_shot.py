@@ -1,11 +1,12 @@
 """Few-shot prompting (in-context learning): k worked examples from the train split before each input."""
 
 from tuning_bench import Method, ModelKind, Option, TaskKind, hookimpl
-from tuning_bench.api.method import freeze, sample_examples
+from tuning_bench.api.method import NO_WEIGHT_CHANGE, freeze, sample_examples
 
 
 class FewShot(Method):
     name = "few-shot"
+    family = NO_WEIGHT_CHANGE
     description = "Hard-prompt baseline: instruction plus k worked examples from the train split; no training."
     paper = "Brown et al. 2020, Language Models are Few-Shot Learners"
     decoding = "engine"  # a forward that takes the KV cache: the engine's loop, finished rows leave the batch

@@ -1,11 +1,12 @@
 """Full fine-tuning: every weight of the model is trained."""
 
 from tuning_bench import Method, hookimpl
-from tuning_bench.api.method import FULL_MODEL, learning_rate
+from tuning_bench.api.method import FULL, FULL_MODEL, learning_rate
 
 
 class FineTune(Method):
     name = "finetune"
+    family = FULL
     description = "Full fine-tuning: train every weight of the model."
     paper = "Howard & Ruder 2018; Devlin et al. 2019 (fine-tuning pretrained language models)"
     decoding = "engine"  # a forward that takes the KV cache: the engine's loop, finished rows leave the batch

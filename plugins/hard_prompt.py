@@ -3,7 +3,7 @@
 import json
 
 from tuning_bench import Method, ModelKind, Option, hookimpl
-from tuning_bench.api.method import PROMPT_ONLY, freeze, learning_rate
+from tuning_bench.api.method import NO_WEIGHT_CHANGE, PROMPT_ONLY, freeze, learning_rate
 
 PEZ = "Wen et al. 2023, Hard Prompts Made Easy (PEZ)"
 STATE_FILE = "hard-prompt.json"
@@ -19,6 +19,7 @@ class HardPrompt(Method):
     model_kinds = frozenset({ModelKind.CAUSAL_LM})  # an encoder's new classification head would be trained weights
     # Each step backpropagates through the whole model, as prompt tuning does: one more such cell would take
     # the default run past its 10-minute budget on a 2-core CPU. It runs when named (--methods hard-prompt).
+    family = NO_WEIGHT_CHANGE  # the model is untouched; only the prompt's words change
     in_default_run = False
     options = (
         Option("num_tokens", int, 10, "Length of the learned prompt in tokens (its budget).", minimum=1, maximum=256,

@@ -1,12 +1,13 @@
 """IA3: trainable vectors that rescale keys, values and feed-forward activations; weights frozen."""
 
 from tuning_bench import Option, hookimpl
-from tuning_bench.api.method import learning_rate, peft_task_type
+from tuning_bench.api.method import ADAPTER, learning_rate, peft_task_type
 from tuning_bench.api.peft_method import PeftMethod
 
 
 class IA3(PeftMethod):
     name = "ia3"
+    family = ADAPTER
     description = "IA3: learn scaling vectors for keys, values and feed-forward activations; weights frozen."
     paper = "Liu et al. 2022, Few-Shot Parameter-Efficient Fine-Tuning is Better and Cheaper than In-Context Learning"
     decoding = "engine"  # a forward that takes the KV cache: the engine's loop, finished rows leave the batch

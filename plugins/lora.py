@@ -1,12 +1,13 @@
 """LoRA: trainable low-rank updates to chosen weight matrices; the original weights stay frozen."""
 
 from tuning_bench import Option, hookimpl
-from tuning_bench.api.method import learning_rate, peft_task_type
+from tuning_bench.api.method import ADAPTER, learning_rate, peft_task_type
 from tuning_bench.api.peft_method import PeftMethod
 
 
 class LoRA(PeftMethod):
     name = "lora"
+    family = ADAPTER
     description = "LoRA: learn rank-r updates B·A to attention projections; original weights frozen."
     paper = "Hu et al. 2021, LoRA: Low-Rank Adaptation of Large Language Models"
     decoding = "engine"  # a forward that takes the KV cache: the engine's loop, finished rows leave the batch

@@ -1,12 +1,13 @@
 """Prefix tuning: trainable key/value prefixes in every attention layer; the model stays frozen."""
 
 from tuning_bench import Option, hookimpl
-from tuning_bench.api.method import learning_rate, peft_task_type
+from tuning_bench.api.method import SOFT_PROMPT, learning_rate, peft_task_type
 from tuning_bench.api.peft_method import PeftMethod
 
 
 class PrefixTuning(PeftMethod):
     name = "prefix"
+    family = SOFT_PROMPT
     description = "Prefix tuning: learn per-layer key/value prefixes, optionally through an MLP; model frozen."
     paper = "Li & Liang 2021, Prefix-Tuning: Optimizing Continuous Prompts for Generation"
     options = (

@@ -1,12 +1,13 @@
 """Prompt tuning: a trainable soft prompt of virtual tokens in front of the input; the model stays frozen."""
 
 from tuning_bench import Option, hookimpl
-from tuning_bench.api.method import learning_rate, peft_task_type
+from tuning_bench.api.method import SOFT_PROMPT, learning_rate, peft_task_type
 from tuning_bench.api.peft_method import PeftMethod
 
 
 class PromptTuning(PeftMethod):
     name = "prompt"
+    family = SOFT_PROMPT
     description = "Prompt tuning: learn num_virtual_tokens soft-prompt embeddings; all model weights frozen."
     paper = "Lester, Al-Rfou & Constant 2021, The Power of Scale for Parameter-Efficient Prompt Tuning"
     decoding = "soft-prompt"  # virtual tokens in front of the input: the engine's exact decoding loop

@@ -1,12 +1,13 @@
 """P-tuning: virtual tokens produced by a small trainable prompt encoder; the model stays frozen."""
 
 from tuning_bench import Option, hookimpl
-from tuning_bench.api.method import learning_rate, peft_task_type
+from tuning_bench.api.method import SOFT_PROMPT, learning_rate, peft_task_type
 from tuning_bench.api.peft_method import PeftMethod
 
 
 class PTuning(PeftMethod):
     name = "ptuning"
+    family = SOFT_PROMPT
     description = "P-tuning: virtual-token embeddings from a trainable MLP prompt encoder; model frozen."
     paper = "Liu et al. 2021, GPT Understands, Too"
     decoding = "soft-prompt"  # virtual tokens in front of the input: the engine's exact decoding loop

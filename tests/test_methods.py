@@ -12,7 +12,10 @@ from tuning_bench.host.plugins import load_catalog
 from tuning_bench.testing import check_method
 
 TRAINABLE = ["prompt", "prefix", "ptuning", "lora", "ia3", "finetune"]
+# The named PEFT variants (not in the default run): each keeps the same contract as the methods above.
+VARIANTS = ["dora", "rslora", "pissa", "adalora", "lora-plus", "vera", "loha", "lokr", "oft", "ln-tuning"]
 HIDDEN, LAYERS, KV, FF, VOCAB = 32, 2, 16, 64, 400  # the tiny Llama of tuning_bench.testing
+Q_AND_V = (HIDDEN + HIDDEN) + (HIDDEN + KV)  # in + out features of q_proj and v_proj together
 
 EXPECTED_TRAINABLE_LLAMA = {
     "prompt": 20 * HIDDEN,  # virtual tokens x hidden size
@@ -20,19 +23,35 @@ EXPECTED_TRAINABLE_LLAMA = {
     "prefix": 20 * KV + (KV * 512 + 512) + (512 * 2 * LAYERS * KV + 2 * LAYERS * KV),
     # embedding + MLP prompt encoder hidden -> 256 -> 256 -> hidden
     "ptuning": 20 * HIDDEN + (HIDDEN * 256 + 256) + (256 * 256 + 256) + (256 * HIDDEN + HIDDEN),
-    "lora": LAYERS * 8 * ((HIDDEN + HIDDEN) + (HIDDEN + KV)),  # r x (in + out) for q_proj and v_proj
+    "lora": LAYERS * 8 * Q_AND_V,  # r x (in + out) for q_proj and v_proj
     "ia3": LAYERS * (KV + KV + FF),  # k_proj and v_proj outputs, down_proj input
+    "dora": LAYERS * (8 * Q_AND_V + HIDDEN + KV),  # LoRA + a magnitude per output feature
+    "rslora": LAYERS * 64 * Q_AND_V,  # LoRA at r = 64
+    "pissa": LAYERS * 8 * Q_AND_V,  # LoRA's shapes; only the initialisation differs
+    "lora-plus": LAYERS * 8 * Q_AND_V,  # LoRA's adapter; only the optimiser differs
+    "adalora": LAYERS * (12 * Q_AND_V + 2 * 12),  # P and Q at init_r 12, plus 12 singular values per module
+    "vera": LAYERS * ((HIDDEN + 256) + (KV + 256)),  # b (output width) and d (r = 256) per module
+    "loha": LAYERS * 2 * 8 * Q_AND_V,  # two rank-8 factorisations per module
+    "oft": LAYERS * 2 * (32 * 31 // 2),  # one 32 x 32 skew-symmetric block per module (input width 32)
+    "ln-tuning": (2 * LAYERS + 1) * HIDDEN,  # copies of the two norms per layer and the final norm
 }
 
 
 # Rates that move a random two-layer model within 40 steps (about ten times the defaults; the
 # prefix MLP diverges above its default on the tiny encoder).
-FAST_RATES = {"prompt": 0.3, "prefix": 1e-2, "ptuning": 1e-2, "lora": 1e-2, "ia3": 3e-2, "finetune": 5e-4}
-# PEFT stores prefix tuning's and P-tuning's prompt as computed by their MLP, not the MLP itself.
-SAVED = {"prefix": "derived", "ptuning": "derived"}
+FAST_RATES = {"prompt": 0.3, "prefix": 1e-2, "ptuning": 1e-2, "lora": 1e-2, "ia3": 3e-2, "finetune": 5e-4,
+              # the variants train for VARIANT_STEPS only, at about twice the rates above
+              "dora": 2e-2, "rslora": 2e-2, "pissa": 2e-2, "adalora": 6e-2, "lora-plus": 6e-3, "vera": 0.2,
+              "loha": 2e-2, "lokr": 3e-2, "oft": 2e-2, "ln-tuning": 6e-2}
+# Half check_method's 40 steps: the contract is the same, and ten variants on two models add up
+# (the loss still falls by a quarter or more on both tiny models).
+VARIANT_STEPS = 20
+# PEFT stores prefix tuning's and P-tuning's prompt as computed by their MLP, not the MLP itself, and
+# AdaLoRA's factors cut to the ranks it kept.
+SAVED = {"prefix": "derived", "ptuning": "derived", "adalora": "derived"}
 
 # One row per (method, model, task): each runs the whole contract of tuning_bench.testing.check_method.
-CONTRACT_CASES = [(method, model, task) for method in TRAINABLE
+CONTRACT_CASES = [(method, model, task) for method in TRAINABLE + VARIANTS
                   for model, task in [("tiny-llama", "tiny-gen"), ("tiny-bert", "tiny-cls")]]
 
 
@@ -52,9 +71,16 @@ def _setup(method_name, model_name="tiny-llama", task_name="tiny-gen", overrides
 def test_method_keeps_the_contract(method_name, model_name, task_name):
     method = load_catalog(["tuning_bench.testing"]).methods.get(method_name)
     report = check_method(method, model_name, task_name, learning_rate=FAST_RATES[method_name],
-                          saved=SAVED.get(method_name, "trained"))
+                          saved=SAVED.get(method_name, "trained"), rewrites_base=method_name == "pissa",
+                          steps=VARIANT_STEPS if method_name in VARIANTS else 40)
     if method_name == "finetune":
         assert report["state_kind"] == "full-model" and len(report["changed"]) > 0.5 * report["base_parameters"]
+    elif method_name == "pissa":
+        # PiSSA leaves the residual W - B·A in the adapted weights when it adapts, and nothing else; training
+        # then changes no frozen weight (check_method compared them with the residual)
+        adapted = ("q_proj.weight", "v_proj.weight", "query.weight", "value.weight")
+        assert report["rewritten"] and all(name.endswith(adapted) for name in report["rewritten"]), report["rewritten"]
+        assert report["state_kind"] == "peft-adapter" and report["changed"] == [], report["changed"][:5]
     else:
         # PEFT keeps every original weight bit-identical (it trains its own copy of an encoder's head)
         assert report["state_kind"] == "peft-adapter" and report["changed"] == [], report["changed"][:5]
@@ -81,7 +107,13 @@ def test_prompt_text_init_uses_the_instruction_embeddings():
     assert torch.equal(prompt[0], words[ids[0]]) and torch.equal(prompt[len(ids)], words[ids[0]])  # repeated
 
 
-@pytest.mark.parametrize("method_name", TRAINABLE)
+# Variants whose saved state is rebuilt on load, not just read (the others' reload check_method covers):
+# PiSSA's residual is recomputed, AdaLoRA's factors are cut to the kept ranks, VeRA's projections are
+# regenerated from their seed, LN tuning's norms are copies.
+REBUILT_ON_LOAD = ["pissa", "adalora", "vera", "ln-tuning"]
+
+
+@pytest.mark.parametrize("method_name", TRAINABLE + REBUILT_ON_LOAD)
 def test_save_then_load_gives_identical_outputs(method_name, tiny, tmp_path):
     from tuning_bench.run.inference import load_trained
     from tuning_bench.run.runner import execute, plan_run
@@ -95,6 +127,7 @@ def test_save_then_load_gives_identical_outputs(method_name, tiny, tmp_path):
     cell = data["cells"][0]
     assert cell["status"] == "ok", cell["error"]
     trained = load_trained(tmp_path / "run", catalog, method_name)
+    assert cell["family"] == catalog.methods.get(method_name).family and cell["guard"]["passed"]
     inputs = [ex["features"] for ex in catalog.tasks.get("tiny-gen").splits()["test"][:3]]
     assert trained.answer(inputs) == cell["predictions"][:3]
     if method_name != "finetune":

@@ -192,7 +192,7 @@ def test_listings_print_tables(cli_runner, command):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["run", "--methods", "promt,lora"], "Unknown method 'promt'. Did you mean: prompt, hard-prompt?"),
+        (["run", "--methods", "promt,lora"], "Unknown method 'promt'. Did you mean: prompt"),
         (["run", "--tasks", "product-descriptons"], "Did you mean: product-descriptions?"),
         (["run", "--model", "smollm-135m"], "Did you mean: smollm2-135m?"),
         (["run", "--set", "lora.alpa=4"], "Unknown option 'alpa' of method 'lora'. Did you mean: alpha?"),

@@ -214,7 +214,7 @@ def _weight_bytes(directory: Any) -> tuple[int, int]:
 
 def check_method(method: Any, model: str = "tiny-llama", task: str = "tiny-gen", *, learning_rate: float | None = None,
                  options: dict[str, Any] | None = None, steps: int = 40, saved: str = "trained",
-                 directory: Any = None, min_drop: float = 0.2) -> dict[str, Any]:
+                 directory: Any = None, min_drop: float = 0.2, rewrites_base: bool = False) -> dict[str, Any]:
     """The contract every method keeps, checked on a tiny model; raises AssertionError naming what broke.
 
     For a plugin's own tests: ``check_method(MyMethod(), "tiny-bert", "tiny-cls", learning_rate=1e-2)``.
@@ -231,6 +231,9 @@ def check_method(method: Any, model: str = "tiny-llama", task: str = "tiny-gen",
         the trained ones, such as the prefix of a reparameterization MLP; ``saved="none"``: no tensors at all,
         for a state that is text or token ids, such as a trained hard prompt);
       - on a causal LM, the generation guard passes with the method's declared ``decoding``.
+    ``rewrites_base``: the method rewrites frozen weights once, when it adapts (PiSSA leaves the residual
+    W - B·A in the base weight): frozen parameters are then compared with their values after ``adapt``, and
+    ``report["rewritten"]`` names those that ``adapt`` changed.
     ``directory``: where to write the state (a temporary folder by default). Returns the measured figures.
     """
     import tempfile
@@ -256,10 +259,13 @@ def check_method(method: Any, model: str = "tiny-llama", task: str = "tiny-gen",
     base = [(name, p, p.detach().clone()) for name, p in loaded.model.named_parameters()]
     torch.manual_seed(0)
     adapted = adapt_for_training(method, loaded, task_obj, config)
+    rewritten = [name for name, p, copy in base if not torch.equal(copy, p.detach())]
+    if rewrites_base:  # training must still leave every frozen weight as adapt left it
+        base = [(name, p, p.detach().clone()) for name, p, _ in base]
     fmt = resolve_format(loaded.tokenizer) if loaded.kind is ModelKind.CAUSAL_LM else None
     encoded = encode_task(task_obj, loaded.tokenizer, loaded.kind, fmt, [], 512)
     feeder = make_feeder(adapted, loaded.kind, loaded.tokenizer.pad_token_id, torch.device("cpu"), None)
-    report: dict[str, Any] = {"first_loss": None, "last_loss": None}
+    report: dict[str, Any] = {"first_loss": None, "last_loss": None, "rewritten": rewritten}
     if method.trains:
         examples = encoded.splits["train"][:4]  # one repeated batch: learnable by any method
         log = train(adapted, examples, [], feeder,

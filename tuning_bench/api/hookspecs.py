@@ -5,24 +5,24 @@ Example (a complete third-party plugin module)::
     from tuning_bench import Method, Option, hookimpl
     from tuning_bench.api.method import learning_rate
 
-    class BitFit(Method):
-        name = "bitfit"
-        description = "Train only the bias terms."
-        options = (learning_rate(1e-3, "Ben Zaken et al. 2022"),)
+    class EmbeddingTuning(Method):
+        name = "embedding-tuning"
+        description = "Train only the input embeddings."
+        options = (learning_rate(1e-3, "where this default comes from"),)
 
         def adapt(self, loaded, task, config):
-            for pname, param in loaded.model.named_parameters():
-                param.requires_grad = pname.endswith(".bias")
+            loaded.model.requires_grad_(False)
+            loaded.model.get_input_embeddings().weight.requires_grad_(True)
             return loaded.model
 
     @hookimpl
     def register_methods(register):
-        register(BitFit())
+        register(EmbeddingTuning())
 
 Register it under the entry-point group ``tuning_bench`` in the plugin's pyproject.toml::
 
     [project.entry-points.tuning_bench]
-    bitfit = "tbench_bitfit"
+    embedding_tuning = "tbench_embedding_tuning"
 """
 
 from __future__ import annotations

@@ -19,6 +19,15 @@ PROMPT_ONLY = "prompt-only"
 FULL_MODEL = "full-model"  # a whole copy of the model: deleted under --keep adapters
 TRAINED_TENSORS_FILE = "state.safetensors"
 
+# Method families, in the order listings and reports group them: like is compared with like.
+NO_WEIGHT_CHANGE = "no weight change"  # a fixed or searched prompt; the model is untouched (zero-shot, few-shot)
+SOFT_PROMPT = "soft prompt"  # trained virtual tokens or prefixes in front of the input (prompt, prefix, ptuning)
+ADAPTER = "adapter"  # new weights added to or reparameterising layers (LoRA and its variants, IA3, VeRA, OFT)
+SELECTIVE = "selective"  # a chosen subset of the model's own weights trains (BitFit, LN tuning)
+FULL = "full"  # every weight trains
+OTHER = "other"  # a method that declares no family
+FAMILIES = (NO_WEIGHT_CHANGE, SOFT_PROMPT, ADAPTER, SELECTIVE, FULL, OTHER)
+
 
 class Method:
     """A way of adapting a model. Subclasses are mostly their ``options`` and one ``adapt``.
@@ -28,6 +37,8 @@ class Method:
       paper: where the method and its defaults come from.
       options: typed options with defaults; a trainable method has ``learning_rate`` among them.
       trains: False for hard-prompt baselines (no optimiser step; still measured).
+      family: one of FAMILIES ("no weight change", "soft prompt", "adapter", "selective", "full";
+        "other" when undeclared): listings and reports group methods by it, so like is compared with like.
       task_kinds, model_kinds: what the method supports; anything else is "not applicable".
       decoding: how the engine generates with the adapted model: "generate" (the model's own
         ``generate`` in left-padded batches; the safe default), "engine" (the engine's cached greedy
@@ -39,7 +50,8 @@ class Method:
         A method whose decoding depends on its config overrides ``decoding_for``.
       in_default_run: False keeps the method out of a run that names no methods (one that needs a
         configuration first, like ``peft``, or whose cost the default run's 10-minute budget has no room
-        for, like ``hard-prompt``); setting one of its options with ``--set`` brings it in.
+        for, like ``hard-prompt`` and the variants DoRA, VeRA, ...); setting one of its options with
+        ``--set`` brings it in.
       config_file_option: the option that takes a whole configuration file, if any: ``--method-config
         NAME=FILE`` runs the method under the name NAME with that option set to FILE.
 
@@ -69,10 +81,11 @@ class Method:
     paper: ClassVar[str] = ""
     options: ClassVar[tuple[Option, ...]] = ()
     trains: ClassVar[bool] = True
+    family: ClassVar[str] = OTHER
+    in_default_run: ClassVar[bool] = True
     task_kinds: ClassVar[frozenset[TaskKind]] = frozenset(TaskKind)
     model_kinds: ClassVar[frozenset[ModelKind]] = frozenset(ModelKind)
     decoding: ClassVar[str] = "generate"
-    in_default_run: ClassVar[bool] = True
     config_file_option: ClassVar[str] = ""
 
     def not_applicable(self, task: Task, model_kind: ModelKind, config: Mapping[str, Any]) -> str | None:
@@ -183,6 +196,8 @@ class Method:
             "description": cls.description,
             "paper": cls.paper,
             "trains": cls.trains,
+            "family": cls.family,
+            "in_default_run": cls.in_default_run,
             "task_kinds": sorted(k.value for k in cls.task_kinds),
             "model_kinds": sorted(k.value for k in cls.model_kinds),
             "options": [

@@ -62,14 +62,20 @@ def cli() -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def methods(as_json: bool) -> None:
-    """List the adaptation methods (built-in and from plugins)."""
+    """List the adaptation methods (built-in and from plugins), grouped by family."""
+    from tuning_bench.api.method import FAMILIES
+
     catalog = _catalog()
     rows = [m.summary() | {"plugin": catalog.methods.owner(m.name)} for m in catalog.methods]
+    # Like next to like; registration order within a family (sorted is stable).
+    rows.sort(key=lambda r: FAMILIES.index(r["family"]) if r["family"] in FAMILIES else len(FAMILIES))
     if as_json:
         return _emit_json(rows)
-    _table("Methods (options and their sources: tbench methods --json)", ["name", "trains", "description", "options", "plugin"], [
-        [r["name"], "yes" if r["trains"] else "no", r["description"], ", ".join(o["name"] for o in r["options"]),
-         r["plugin"]] for r in rows])
+    _table("Methods by family (options and their sources: tbench methods --json; * = in the default run)",
+           ["family", "name", "trains", "description", "options", "plugin"], [
+        [r["family"] if i == 0 or rows[i - 1]["family"] != r["family"] else "",
+         r["name"] + (" *" if r["in_default_run"] else ""), "yes" if r["trains"] else "no", r["description"],
+         ", ".join(o["name"] for o in r["options"]), r["plugin"]] for i, r in enumerate(rows)])
 
 
 def _listing_group(listing: Any) -> click.Group:

@@ -147,13 +147,14 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     config = method.resolve_config(spec.method_config, where="cell config")
     from tuning_bench.engine.strategies import unsupported
 
+    family = {"family": method.family}  # recorded for every cell that gets this far, so reports can group by it
     reason = method.not_applicable(task, source.kind, config) or unsupported(source.kind, task.kind)
     if not reason and spec.base_quant:
         from tuning_bench.models.quantization import unavailable
 
         reason = unavailable(spec.base_quant, device)
     if reason:
-        return {"status": "not_applicable", "error": reason}
+        return {**family, "status": "not_applicable", "error": reason}
 
     emit({"event": "phase", "phase": "loading model"})
     _set_determinism(spec.seed)
@@ -164,11 +165,11 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
         loaded = source.load(task_kind=task.kind, labels=task.labels, trust_remote_code=spec.trust_remote_code)
     load_seconds = time.perf_counter() - load_start
     if spec.base_quant and not loaded.quantized:
-        return {"status": "not_applicable", "error": f"model source {source.name} did not load a quantized base "
+        return {**family, "status": "not_applicable", "error": f"model source {source.name} did not load a quantized base "
                 "(--base-quant works with sources that load through tuning_bench.models.hf.load_pretrained)"}
     reason = method.not_applicable_to(loaded, task, config)
     if reason:
-        return {"status": "not_applicable", "error": reason}
+        return {**family, "status": "not_applicable", "error": reason}
     data = _prepare_data(spec, task, method, config, loaded, token_cache, emit)
 
     _set_determinism(spec.seed)
@@ -193,8 +194,8 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
         data.prompt_record["learned"] = learned
     state = save_state(method, adapted, spec.keep, cell_dir / "state", data.prompt_record)
     deployment = _deployment_phase(spec, method, adapted, data, evaluation, probe, emit) if spec.latency else None
-    return _record(spec, task, loaded, adapted, config, data, log, evaluation, state, probe.finish(), load_seconds,
-                   deployment)
+    return {**family, **_record(spec, task, loaded, adapted, config, data, log, evaluation, state, probe.finish(),
+                                load_seconds, deployment)}
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tuning_bench.api.errors import UsageError
-from tuning_bench.api.method import Method
+from tuning_bench.api.method import FAMILIES, Method
 from tuning_bench.api.task import Task
 
 
@@ -14,13 +14,16 @@ DECODINGS = ("generate", "engine", "unpadded", "soft-prompt")
 
 def method_problem(method: Method) -> str | None:
     """A trainable method must declare its learning rate (the trainer and ``--sweep lr`` read it), and
-    every method a decoding the engine knows."""
+    every method a decoding the engine knows and a known family."""
     if method.trains and not any(option.name == "learning_rate" for option in method.options):
         return (f"method '{method.name}' trains but has no learning_rate option; add "
                 "learning_rate(DEFAULT, SOURCE) from tuning_bench.api.method to its options, or set trains = False")
     if method.decoding not in DECODINGS:
         return (f"method '{method.name}' declares decoding = {method.decoding!r}; use one of "
                 f"{', '.join(DECODINGS)} (see tuning_bench.api.method.Method)")
+    if method.family not in FAMILIES:
+        return (f"method '{method.name}' declares family = {method.family!r}; use one of "
+                f"{', '.join(repr(f) for f in FAMILIES)} (see tuning_bench.api.method.Method)")
     return None
 
 

@@ -95,8 +95,12 @@ def _summary_table(view: TaskView, failures: int) -> Table:
     rows = _peak_rows(view.rows)
     best = {c.column.key: best_methods(rows, c.column) for c in shown}
     best["headline"] = best_methods(rows, headline_column)
+    family = None
     for row in rows:
         # a sweep's chosen trial on a line of its own under the method: "learning_rate=0.00015" is long
+        if view.has_families and row.family != family:  # a title line over each group of like methods
+            family = row.family
+            table.add_row(Text(family or "family not recorded", style="italic"))
         cells = [Text(f"{row.method}\n{row.trial}" if row.trial else row.method)]
         if not complete:
             cells.append(Text(f"{row.headline.n}/{row.cells}"))

@@ -18,7 +18,7 @@ from tuning_bench.report.verdicts import VERDICT_HEADER, headline_intervals, ver
 from tuning_bench.run.records import RunDocument, as_document
 from tuning_bench.report.facts import DEFINITIONS, measurement_facts, method_settings
 from tuning_bench.report.tables import (TaskView, best_methods, build_tasks, display_value, failed_cells, format_interval,
-                                        headline_label, method_label, pending_note, sweep_rows, to_number)
+                                        headline_label, method_label, order_sentence, pending_note, sweep_rows, to_number)
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto; max-width: 82rem;
@@ -119,12 +119,16 @@ def _table(header: list[str], rows: list[str], caption: str | None = None, sorta
 def _main_table(view: TaskView, intervals: dict[str, Any]) -> str:
     columns = view.columns
     best = {c.key: best_methods(view.rows, c) for c in columns}
-    header = ["Method", "n"] + [_e(headline_label(view) if c.key == "headline" else c.label) for c in columns]
-    if intervals:  # the verdict's interval beside the headline it qualifies
-        header.insert(3, "95 % CI")
+    families = int(view.has_families)  # 1: a Family column leads the table
+    header = ["Family"] * families + ["Method", "n"] + [_e(headline_label(view) if c.key == "headline" else c.label)
+                                                       for c in columns]
+    ci_at = 3 + families  # the verdict's interval goes beside the headline it qualifies
+    if intervals:
+        header.insert(ci_at, "95 % CI")
     rows = []
     for row in view.rows:
-        cells = [_cell(_e(method_label(row))), _cell(f"{row.headline.n}/{row.cells}", "num", row.headline.n)]
+        cells = [_cell(_e(row.family or "—"))] * families + [_cell(_e(method_label(row))),
+                                                         _cell(f"{row.headline.n}/{row.cells}", "num", row.headline.n)]
         for column in columns:
             text = display_value(row, column)
             value = row.value(column.key)
@@ -133,7 +137,7 @@ def _main_table(view: TaskView, intervals: dict[str, Any]) -> str:
         if intervals:
             interval = intervals.get(row.method)
             low = interval[0] if isinstance(interval, (list, tuple)) and interval else None
-            cells.insert(3, _cell(_e(format_interval(interval)), "num", _MISSING if to_number(low) is None else low))
+            cells.insert(ci_at, _cell(_e(format_interval(interval)), "num", _MISSING if to_number(low) is None else low))
         rows.append("".join(cells))
     return _table(header, rows, sortable=True)
 
@@ -185,7 +189,7 @@ def _task(view: TaskView, index: int, plots: list[Plot], intervals: dict[str, An
     direction = "higher" if view.higher_is_better else "lower"
     parts = [f'<h2 id="task-{index}">Task: {_e(view.name)}</h2>',
              f"<p>Kind: {_e(view.kind or '—')}. Headline metric: <strong>{_e(view.headline_metric)}</strong> "
-             f"({direction} is better). Rows are sorted by it, best first.</p>"]
+             f"({direction} is better). {_e(order_sentence(view))}</p>"]
     if view.rows:
         parts.append(_main_table(view, intervals))
         parts.append('<p class="note">Highlighted: the best value in a column (ties all marked; none when all values '

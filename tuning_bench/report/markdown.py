@@ -10,7 +10,7 @@ from tuning_bench.run.records import RunDocument, as_document
 from tuning_bench.report.verdicts import VERDICT_HEADER, headline_intervals, verdict_rows, verdicts_of
 from tuning_bench.report.facts import DEFINITIONS, measurement_facts, method_settings
 from tuning_bench.report.tables import (TaskView, best_methods, build_tasks, display_value, failed_cells, format_interval,
-                                        headline_label, method_label, pending_note, sweep_rows)
+                                        headline_label, method_label, order_sentence, pending_note, sweep_rows)
 
 SAMPLE_CHARS = 300  # a long generation would make the side-by-side table unreadable; the JSON has it whole
 
@@ -35,26 +35,29 @@ def _table(header: list[str], rows: list[list[str]], align: list[str] | None = N
 def _main_table(view: TaskView, intervals: dict[str, Any]) -> list[str]:
     columns = view.columns
     best = {c.key: best_methods(view.rows, c) for c in columns}
-    header = ["Method", "n"] + [md_text(headline_label(view) if c.key == "headline" else c.label) for c in columns]
-    if intervals:  # the verdict's interval beside the headline it qualifies
-        header.insert(3, "95 % CI")
+    families = int(view.has_families)  # 1: a Family column leads the table
+    header = ["Family"] * families + ["Method", "n"] + [md_text(headline_label(view) if c.key == "headline" else c.label)
+                                                       for c in columns]
+    ci_at = 3 + families  # the verdict's interval goes beside the headline it qualifies
+    if intervals:
+        header.insert(ci_at, "95 % CI")
     rows = []
     for row in view.rows:
-        cells = [md_text(method_label(row)), f"{row.headline.n}/{row.cells}"]
+        cells = [md_text(row.family or "—")] * families + [md_text(method_label(row)), f"{row.headline.n}/{row.cells}"]
         for column in columns:
             text = display_value(row, column)
             cells.append(f"**{text}**" if row.method in best[column.key] else text)
         if intervals:
-            cells.insert(3, format_interval(intervals.get(row.method)))
+            cells.insert(ci_at, format_interval(intervals.get(row.method)))
         rows.append(cells)
-    return _table(header, rows, ["left"] + ["right"] * (len(header) - 1))
+    return _table(header, rows, ["left"] * (1 + families) + ["right"] * (len(header) - 1 - families))
 
 
 def _task_section(view: TaskView, plots: list[tuple[str, str]], intervals: dict[str, Any]) -> list[str]:
     direction = "higher" if view.higher_is_better else "lower"
     lines = [f"## Task: {md_text(view.name)}", "",
              f"Kind: {md_text(view.kind or '—')}. Headline metric: **{md_text(view.headline_metric)}** "
-             f"({direction} is better). Rows are sorted by it, best first.", ""]
+             f"({direction} is better). {order_sentence(view)}", ""]
     if view.rows:
         lines += _main_table(view, intervals)
         lines += ["", "**Bold** marks the best value in a column (ties all marked; none when all values are equal). "

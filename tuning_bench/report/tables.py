@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from tuning_bench.api.method import FAMILIES
 from tuning_bench.run.records import CellRecord, RunDocument, as_document
 from tuning_bench.run.results import mean_std
 
@@ -77,6 +78,7 @@ class MethodRow:
     headline: Stat
     quality: dict[str, float | None]
     values: dict[str, float | None]
+    family: str = ""  # the method's family (Method.family); "" when its records predate families
 
     def value(self, key: str) -> float | None:
         return self.headline.mean if key == "headline" else self.values.get(key, self.quality.get(key))
@@ -133,6 +135,11 @@ class TaskView:
     samples: SampleTable
     sweep: list[dict[str, Any]] = field(default_factory=list)
     learned_prompts: list[LearnedPrompt] = field(default_factory=list)
+
+    @property
+    def has_families(self) -> bool:
+        """Whether the rows carry their method families (records written before families do not)."""
+        return any(row.family for row in self.rows)
 
     @property
     def columns(self) -> list[Column]:
@@ -216,14 +223,29 @@ def _row(method: str, cells: list[CellRecord], metrics: list[str]) -> MethodRow:
     trials = sorted({c.trial or "" for c in cells})
     return MethodRow(method=method, trial=", ".join(t for t in trials if t), cells=len(cells), ok=len(ok),
                      trains=any(c.measurements.trained for c in ok),
-                     headline=headline, quality=quality, values=values)
+                     headline=headline, quality=quality, values=values,
+                     family=next((c.family for c in cells if c.family), ""))
+
+
+def family_rank(family: str) -> int:
+    """Where a family's rows go: in FAMILIES order; an unknown family, or none recorded, after them."""
+    return FAMILIES.index(family) if family in FAMILIES else len(FAMILIES)
+
+
+def order_sentence(view: TaskView) -> str:
+    """How the rows of a task's main table are ordered, as every output says it."""
+    if view.has_families:
+        return ("Rows are grouped by method family (" + ", ".join(FAMILIES[:-1]) + ", then any other), "
+                "so like is compared with like; within a family they are sorted by it, best first.")
+    return "Rows are sorted by it, best first."
 
 
 def _sort_key(row: MethodRow, higher_is_better: bool, order: list[str]) -> tuple:
     mean = row.headline.mean
     missing = mean is None
     score = 0.0 if missing else (-mean if higher_is_better else mean)
-    return (missing, score, order.index(row.method) if row.method in order else len(order), row.method)
+    # Grouped by family first; records without families all rank alike, so they sort by the headline as before.
+    return (family_rank(row.family), missing, score, order.index(row.method) if row.method in order else len(order), row.method)
 
 
 def mean_curve(method: str, cells: list[CellRecord]) -> Curve:

@@ -274,6 +274,7 @@ class CellRecord(Record):
 
     task: str = ""
     method: str = ""
+    family: str | None = None  # the method's family (Method.family); None: a record from before families
     seed: int = 0
     trial: str = ""
     status: str = "failed"

@@ -64,6 +64,7 @@ class Plan:
     task_fingerprints: dict[str, str] = field(default_factory=dict)
     precision_choice: PrecisionChoice | None = None
     slots: list[Slot] = field(default_factory=list)  # where cells run side by side (run.slots); one by default
+    method_families: dict[str, str] = field(default_factory=dict)  # method name -> Method.family
 
 
 def _resolve_device(requested: str, precision: str) -> tuple[str, PrecisionChoice]:
@@ -211,7 +212,7 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
                     key = _cell_key(spec, task_fingerprints[task_name], model_fingerprint)
                     jobs.append(CellJob(spec, key, out_dir / "cells" / key, token_cache))
     return Plan(settings, out_dir, tasks, source, jobs, method_configs, sweep, command, task_fingerprints,
-                precision_choice, slots)
+                precision_choice, slots, {name: catalog.methods.get(name).family for name in methods})
 
 
 def _record_path(job: CellJob) -> Path:
@@ -308,6 +309,8 @@ def assemble(plan: Plan, records: dict[str, CellRecord], cached: set[str], wall_
             cell = record.copy()
             cell.assign("key", job.key)
             cell.assign("cached", job.key in cached)
+            if cell.family is None and job.spec.method in plan.method_families:
+                cell.assign("family", plan.method_families[job.spec.method])  # a failed or older cell
             cells.append(cell)
     first_env = next((c.environment for c in cells if c.environment), None)
     device = torch.device(plan.jobs[0].spec.device if plan.jobs else "cpu")

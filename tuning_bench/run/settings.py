@@ -73,7 +73,7 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("methods", "names", [], "Comma list of methods.", default_text="every registered method in the default run"),
+    Setting("methods", "names", [], "Comma list of methods.", default_text="the default set (every method with in_default_run)"),
     Setting("tasks", "names", ["product-descriptions"], "Comma list of tasks."),
     Setting("task_files", "paths", [], "A YAML task file (repeatable; replaces the default task unless --tasks is given).",
             flag="--task-file"),
@@ -152,7 +152,7 @@ RunSettings = make_dataclass(
     "RunSettings",
     [(s.name, Any, field(default_factory=lambda d=s.default: copy.deepcopy(d))) for s in SETTINGS],
 )
-RunSettings.__doc__ = "Everything `tbench run` needs (fields from SETTINGS). Empty ``methods`` means every method."
+RunSettings.__doc__ = "Everything `tbench run` needs (fields from SETTINGS). Empty ``methods`` means the default set (methods whose ``in_default_run`` is true)."
 RunSettings.__module__ = __name__
 
 

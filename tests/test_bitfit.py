@@ -1,6 +1,7 @@
-"""A bias/norm-only method from a third party (tests/bitfit_plugin.py) is a first-class method:
-its saved size is what it trains, its state is kept under --keep adapters, `tbench generate` answers
-with it exactly as the run evaluated, and it can decline a model it has nothing to train on."""
+"""BitFit, a built-in method outside PEFT (it sets requires_grad on the model's own biases), is a
+first-class method: its saved size is what it trains, its state is kept under --keep adapters, `tbench
+generate` answers with it exactly as the run evaluated, and it declines a model without bias terms
+(Llama, SmolLM2) unless asked to tune the norms instead."""
 
 from __future__ import annotations
 
@@ -9,19 +10,20 @@ import torch
 
 from conftest import run_tbench
 from tuning_bench.engine.cell import CellSpec, run_cell
-from tuning_bench.host.plugins import load_catalog, register_module
+from tuning_bench.host.plugins import load_catalog
 from tuning_bench.testing import check_method
 
 
 @pytest.fixture
 def bitfit(tiny):
-    register_module("bitfit_plugin")
     return load_catalog().methods.get("bitfit")
 
 
 @pytest.mark.parametrize(("model", "task", "trains"), [("tiny-llama", "tiny-gen", "norm"), ("tiny-bert", "tiny-cls", "bias")])
 def test_bitfit_keeps_the_contract(bitfit, model, task, trains):
-    report = check_method(bitfit, model, task, learning_rate=3e-2)
+    # the tiny Llama, like SmolLM2, has no biases: it is asked to tune its norms instead
+    options = {"norms_when_no_bias": True} if model == "tiny-llama" else {}
+    report = check_method(bitfit, model, task, learning_rate=3e-2, options=options)
     assert report["state_kind"] == "trained-tensors"
     assert report["saved_bytes"] == report["trained_bytes"] + report["metadata_bytes"]
     assert report["changed"] and all(trains in name or "classifier" in name for name in report["changed"])
@@ -36,7 +38,7 @@ def test_bitfit_state_is_its_size_is_kept_and_answers_through_generate(bitfit, t
 
     settings = RunSettings(methods=["bitfit"], tasks=["tiny-gen"], model="tiny-llama", steps=3, batch_size=4,
                            eval_examples=3, val_examples=2, eval_batch_size=4, out=str(tmp_path / "run"),
-                           executor="in-process")
+                           executor="in-process", options={"bitfit": {"norms_when_no_bias": True}})
     assert settings.keep == "adapters"
     catalog = load_catalog()
     data = execute(plan_run(settings, catalog), prepare_model=False)
@@ -59,10 +61,10 @@ def test_bitfit_state_is_its_size_is_kept_and_answers_through_generate(bitfit, t
     assert result.exit_code == 0 and f"{inputs[0]}\n  {printable}\n" in result.output
 
 
-def test_bitfit_is_not_applicable_when_it_finds_nothing_to_train(bitfit, tmp_path):
+def test_bitfit_is_not_applicable_to_a_model_without_biases_by_default(bitfit, tmp_path):
     spec = CellSpec(task="tiny-gen", method="bitfit", seed=0, model="tiny-llama",
-                    method_config={"norms_when_no_bias": False}, steps=2, batch_size=4, eval_examples=2)
+                    method_config={}, steps=2, batch_size=4, eval_examples=2)
     record = run_cell(spec, tmp_path / "cell", None)
-    assert record["status"] == "not_applicable"
+    assert record["status"] == "not_applicable" and record["family"] == "selective"
     assert record["error"] == ("tiny-llama has no bias terms to tune "
                                "(set bitfit.norms_when_no_bias=true to tune its norms)")
