@@ -94,7 +94,8 @@ CSV_COLUMNS = [
     "trainable_params", "total_params", "trainable_percent", "final_train_loss", "final_val_loss", "val_perplexity",
     "train_seconds", "median_step_seconds", "tokens_per_second", "train_peak_bytes", "eval_peak_bytes",
     "baseline_bytes", "saved_bytes", "generation_seconds_per_example", "latency_seconds", "eval_examples", "steps",
-    "best_step", "seconds_to_best", "stopped_early", "learning_rate",
+    "best_step", "seconds_to_best", "stopped_early", "learning_rate", "probe_loss_before", "probe_loss_after",
+    "probe_loss_change", "tasks_change",
 ]
 
 
@@ -116,6 +117,9 @@ def csv_text(data: RunDocument | dict[str, Any]) -> str:
             "baseline_bytes": m.memory.baseline if m.memory else None,
             "learning_rate": cell.method_config.get("learning_rate"),  # method options are free-form
         }
+        retention = m.retention
+        for key in ("probe_loss_before", "probe_loss_after", "probe_loss_change", "tasks_change"):
+            row[key] = getattr(retention, key) if retention is not None else None
         for key in CSV_COLUMNS:
             if key not in row:
                 row[key] = getattr(m, key)
