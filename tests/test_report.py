@@ -88,8 +88,9 @@ def written(tmp_path_factory):
 def test_write_reports_creates_markdown_html_and_pngs(written):
     first, paths, _, _ = written["gen-results.json"]
     names = sorted(p.relative_to(first).as_posix() for p in paths)
-    assert names == ["plots/smoke-gen-loss.png", "plots/smoke-gen-quality-vs-memory.png",
-                     "plots/smoke-gen-quality-vs-params.png", "report.html", "report.md"]
+    assert names == ["plots/smoke-gen-gain-vs-retention.png", "plots/smoke-gen-loss.png",
+                     "plots/smoke-gen-quality-vs-memory.png", "plots/smoke-gen-quality-vs-params.png", "report.html",
+                     "report.md"]
     for path in paths:
         assert path.is_file() and path.stat().st_size > 0
     for png in (first / "plots").iterdir():

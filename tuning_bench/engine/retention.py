@@ -173,8 +173,10 @@ class RetentionMeter:
         self.loaded, self.fmt, self.strategy, self.device = loaded, fmt, strategy, device
         self.autocast_dtype, self.batch_size, self.max_new_tokens = autocast_dtype, batch_size, max_new_tokens
         self.probe_cache = probe_cache
+        start = time.perf_counter()
         self.others, self.failed = (other_tasks(tasks, own_task, loaded.tokenizer, fmt, max_length, examples)
                                     if examples else ([], []))
+        self.prepare_seconds = time.perf_counter() - start  # the other tasks' examples, encoded
         self.probe: Probe | None = None
         self.base: _Side | None = None
 
@@ -207,6 +209,7 @@ class RetentionMeter:
 
     def _score(self, model: Any, other: OtherTask, feeder: Any, decoding: str) -> float | None:
         from tuning_bench.engine.strategies import Answerer, generation_settings, strategy_for
+
         task = other.task
         settings = generation_settings(self.loaded.tokenizer, model, self.fmt, self.max_new_tokens or task.max_new_tokens,
                                        self.batch_size, decoding, feeder)
@@ -219,6 +222,7 @@ class RetentionMeter:
     def measure_base(self, model: Any) -> None:
         """Measure the base model (call before ``adapt``); on a GPU it visits the device and goes back, so
         the method adapts the model where it always did."""
+        start = time.perf_counter()
         moved = self.device.type != "cpu"
         if moved:
             model.to(self.device)
@@ -231,7 +235,10 @@ class RetentionMeter:
         finally:
             if moved:
                 model.to("cpu")
+        # With the probe, when it was made here, and the other tasks' encoding.
+        self.base.seconds = time.perf_counter() - start + self.prepare_seconds
 
+    @torch.no_grad()
     def measure_trained(self, adapted: Any, decoding: str) -> Retention:
         """Measure the trained model (decoded the way the method declares) and pair it with the base."""
         if self.base is None:
@@ -242,11 +249,11 @@ class RetentionMeter:
         for other in self.others:
             name = other.task.name
             b, a = before.scores.get(name), after.scores.get(name)
+            error = before.errors.get(name) or after.errors.get(name)
             entries.append(TaskRetention.of(
                 task=name, metric=other.task.headline, higher_is_better=other.task.higher_is_better,
                 examples=len(other.examples), before=b, after=a,
-                change=a - b if a is not None and b is not None else None,
-                error=before.errors.get(name) or after.errors.get(name)))
+                change=a - b if a is not None and b is not None else None, **({"error": error} if error else {})))
         entries += self.failed
         towards_better = [(e.change if e.higher_is_better else -e.change) for e in entries if e.change is not None]
         probe = self.probe
