@@ -22,7 +22,7 @@ from rich.console import Console
 from tuning_bench.report import compare_runs, render_html, render_markdown, terminal_tables, write_reports
 from tuning_bench.report.compare import unmatched_cells
 from tuning_bench.report.html import SORT_SCRIPT
-from tuning_bench.report.plots import memory_plot, params_plot
+from tuning_bench.report.plots import CAPTIONS, memory_plot, params_plot
 from tuning_bench.report.tables import COST_COLUMNS, best_methods, build_tasks, format_bytes, pareto_front
 from tuning_bench.run.results import selected_cells, validate
 
@@ -117,7 +117,7 @@ def test_html_is_self_contained(written):
     assert "<script" not in without_sort_script(page)  # the sorting script is inline: no src, no URL
     assert "http" not in SORT_SCRIPT and "fetch" not in SORT_SCRIPT and "innerHTML" not in SORT_SCRIPT
     sources = re.findall(r'src="([^"]*)"', page)
-    assert len(sources) == 3
+    assert len(sources) == len(CAPTIONS)  # one task: each of its plots once
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     # The embedded images are the very PNG files written beside the page.
     embedded = sorted(base64.b64decode(s.split(",", 1)[1]) for s in sources)

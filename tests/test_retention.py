@@ -74,7 +74,7 @@ def test_full_fine_tuning_to_overfit_tiny_data_shows_forgetting(tmp_path):
     fmt = resolve_format(loaded.tokenizer)
     examples = encode_task(TINY_GENERATION, loaded.tokenizer, loaded.kind, fmt, [], 512).splits["train"][:4]
     feeder = make_feeder(adapted, loaded.kind, loaded.tokenizer.pad_token_id, torch.device("cpu"), None)
-    log = train(adapted, examples, [], feeder, TrainConfig(steps=30, batch_size=4, learning_rate=1e-2, seed=0))
+    log = train(adapted, examples, [], feeder, TrainConfig(steps=15, batch_size=4, learning_rate=1e-2, seed=0))
     assert log.train_loss[-1] < 0.5 * log.train_loss[0]  # it did overfit the four examples
     retention = meter.measure_trained(adapted, FineTune.decoding)
     assert retention.probe_loss_change > 0.5, retention
