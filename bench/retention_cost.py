@@ -28,6 +28,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import environment_line, load, threads  # noqa: E402
 
 
+def report(results: dict, part: dict) -> None:
+    """Keep a part and print it at once (a slow machine still shows what it measured so far)."""
+    results["parts"].append(part)
+    print(json.dumps(part), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", default="4,8")
@@ -57,17 +63,16 @@ def main() -> None:
         start = time.perf_counter()
         probe_only = meter([], 0, cache)
         probe_only.measure_base(loaded.model)
-        results["parts"].append({"part": "probe made, then its base-side loss pass (first cell of a model)",
-                                 "seconds": time.perf_counter() - start,
-                                 "probe_tokens": probe_only.probe.tokens})
+        report(results, {"part": "probe made, then its base-side loss pass (first cell of a model)",
+                         "seconds": time.perf_counter() - start, "probe_tokens": probe_only.probe.tokens})
         adapted = LoRA().adapt(loaded, task, resolve_options("lora", LoRA.options, {}))
         base_model = adapted.get_base_model()
         with adapted.disable_adapter():  # the base model's side, as before adapt: the adapter is off
             cached = meter([], 0, cache)
             cached.measure_base(base_model)
         retention = cached.measure_trained(adapted, LoRA.decoding)
-        results["parts"].append({"part": "probe only (retention_examples 0): both loss passes, probe cached",
-                                 "seconds": retention.seconds})
+        report(results, {"part": "probe only (retention_examples 0): both loss passes, probe cached",
+                         "seconds": retention.seconds})
         for other in others:
             for count in [int(c) for c in args.examples.split(",")]:
                 with adapted.disable_adapter():
@@ -75,9 +80,9 @@ def main() -> None:
                     one.measure_base(base_model)
                 retention = one.measure_trained(adapted, LoRA.decoding)
                 [entry] = retention.tasks
-                results["parts"].append({"part": f"{other.name}, {count} examples, both sides, with the probe",
-                                         "seconds": retention.seconds, "before": entry.before, "after": entry.after,
-                                         "error": entry.error})
+                report(results, {"part": f"{other.name}, {count} examples, both sides, with the probe",
+                                 "seconds": retention.seconds, "before": entry.before, "after": entry.after,
+                                 "error": entry.error})
     results["load_average"] = Path("/proc/loadavg").read_text().split()[:3]
     text = json.dumps(results, indent=1)
     print(text)

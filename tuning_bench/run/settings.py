@@ -124,9 +124,9 @@ SETTINGS: tuple[Setting, ...] = (
             per_cell=True, default_text="the task's own"),
     Setting("retention", "bool", True, "Measure retention (probe loss, other tasks) for trained methods.",
             per_cell=True, flag=None),
-    # Each example is answered twice (base model and trained model) per other task; see
-    # docs/measurements.md, Retention, for the measured cost behind this default.
-    Setting("retention_examples", "int", 8, "Test examples per other registered task scored zero-shot before and "
+    # Each example is answered twice (base model and trained model) per other task; generation dominates and
+    # costs per decoding step, so the default stays small (docs/measurements.md, Retention: measured cost).
+    Setting("retention_examples", "int", 4, "Test examples per other registered task scored zero-shot before and "
             "after training (0: no cross-task retention).", minimum=0, per_cell=True),
     Setting("quick", "bool", False, "A smoke run (set by --quick): its verdict says it supports no conclusion.",
             affects_result=False, flag=None),
