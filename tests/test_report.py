@@ -22,7 +22,7 @@ from rich.console import Console
 from tuning_bench.report import compare_runs, render_html, render_markdown, terminal_tables, write_reports
 from tuning_bench.report.compare import unmatched_cells
 from tuning_bench.report.html import SORT_SCRIPT
-from tuning_bench.report.plots import memory_plot, params_plot
+from tuning_bench.report.plots import CAPTIONS, memory_plot, params_plot
 from tuning_bench.report.tables import COST_COLUMNS, best_methods, build_tasks, format_bytes, pareto_front
 from tuning_bench.run.results import selected_cells, validate
 
@@ -88,8 +88,9 @@ def written(tmp_path_factory):
 def test_write_reports_creates_markdown_html_and_pngs(written):
     first, paths, _, _ = written["gen-results.json"]
     names = sorted(p.relative_to(first).as_posix() for p in paths)
-    assert names == ["plots/smoke-gen-loss.png", "plots/smoke-gen-quality-vs-memory.png",
-                     "plots/smoke-gen-quality-vs-params.png", "report.html", "report.md"]
+    assert names == ["plots/smoke-gen-gain-vs-retention.png", "plots/smoke-gen-loss.png",
+                     "plots/smoke-gen-quality-vs-memory.png", "plots/smoke-gen-quality-vs-params.png", "report.html",
+                     "report.md"]
     for path in paths:
         assert path.is_file() and path.stat().st_size > 0
     for png in (first / "plots").iterdir():
@@ -116,7 +117,7 @@ def test_html_is_self_contained(written):
     assert "<script" not in without_sort_script(page)  # the sorting script is inline: no src, no URL
     assert "http" not in SORT_SCRIPT and "fetch" not in SORT_SCRIPT and "innerHTML" not in SORT_SCRIPT
     sources = re.findall(r'src="([^"]*)"', page)
-    assert len(sources) == 3
+    assert len(sources) == len(CAPTIONS)  # one task: each of its plots once
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     # The embedded images are the very PNG files written beside the page.
     embedded = sorted(base64.b64decode(s.split(",", 1)[1]) for s in sources)

@@ -54,6 +54,8 @@ class CellSpec:
     samples: int = cell_default("samples")
     latency: bool = cell_default("latency")
     max_new_tokens: int = cell_default("max_new_tokens")  # 0: the task's own limit
+    retention: bool = cell_default("retention")
+    retention_examples: int = cell_default("retention_examples")  # 0: no cross-task retention
     guard_prompts: int = 2
     # Which plugin modules the cell process loads: changes where code comes from, not the result.
     plugin_modules: list[str] = field(default_factory=list, metadata={"outside_cache_key": True})
@@ -171,6 +173,7 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     if reason:
         return {**family, "status": "not_applicable", "error": reason}
     data = _prepare_data(spec, task, method, config, loaded, token_cache, emit)
+    retention = _retention_meter(spec, method, task, catalog, loaded, data, device, emit)
 
     _set_determinism(spec.seed)
     from tuning_bench.engine.head import adapt_for_training
@@ -186,6 +189,7 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
                          torch.bfloat16 if spec.precision == "bf16" else None, data.strategy)
     log = _train_phase(spec, method, config, adapted, data, feeder, probe, emit) if method.trains and spec.steps else None
     evaluation = _evaluate_phase(spec, task, method.decoding_for(config), loaded, adapted, data, feeder, log, probe, emit)
+    retained = _retention_phase(retention, adapted, method, emit) if log is not None else None
 
     from tuning_bench.engine.state import save_state
 
@@ -195,7 +199,7 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     state = save_state(method, adapted, spec.keep, cell_dir / "state", data.prompt_record)
     deployment = _deployment_phase(spec, method, adapted, data, evaluation, probe, emit) if spec.latency else None
     return {**family, **_record(spec, task, loaded, adapted, config, data, log, evaluation, state, probe.finish(),
-                                load_seconds, deployment)}
+                                load_seconds, deployment, retained)}
 
 
 @dataclass
@@ -277,6 +281,39 @@ def _train_phase(spec: CellSpec, method: Any, config: dict[str, Any], adapted: A
     return log
 
 
+def _retention_meter(spec: CellSpec, method: Any, task: Any, catalog: Any, loaded: Any, data: _Data, device: Any,
+                     emit: Emit) -> Any:
+    """Measure the base model for retention (engine/retention.py) before the method adapts it. Returns the
+    meter; a reason string when retention cannot be measured (an encoder); None when the cell trains nothing
+    or retention is off."""
+    if not (spec.retention and method.trains and spec.steps):
+        return None
+    import torch
+
+    from tuning_bench.engine.retention import ENCODER_SKIP, RetentionMeter, probe_folder
+
+    if loaded.kind is not ModelKind.CAUSAL_LM:
+        return ENCODER_SKIP
+    emit({"event": "phase", "phase": "retention: measuring the base model"})
+    meter = RetentionMeter(loaded, task.name, list(catalog.tasks), data.fmt, data.strategy, device,
+                           torch.bfloat16 if spec.precision == "bf16" else None, spec.eval_batch_size, spec.max_length,
+                           spec.retention_examples, spec.max_new_tokens, probe_folder())
+    meter.measure_base(loaded.model)
+    return meter
+
+
+def _retention_phase(meter: Any, adapted: Any, method: Any, emit: Emit) -> Any:
+    """The trained model's side of retention, paired with the base model's (a ``Retention`` record)."""
+    from tuning_bench.run.records import Retention
+
+    if meter is None:
+        return None
+    if isinstance(meter, str):
+        return Retention.of(skipped=meter)
+    emit({"event": "phase", "phase": "retention: measuring the trained model"})
+    return meter.measure_trained(adapted, method.decoding)
+
+
 @dataclass
 class _Evaluation:
     final_val: float | None
@@ -350,7 +387,7 @@ def _deployment_phase(spec: CellSpec, method: Any, adapted: Any, data: _Data, ev
 
 def _record(spec: CellSpec, task: Any, loaded: Any, adapted: Any, config: dict[str, Any], data: _Data, log: Any,
             evaluation: _Evaluation, state: dict[str, Any], memory: dict[str, Any], load_seconds: float,
-            deployment: Any = None) -> dict[str, Any]:
+            deployment: Any = None, retained: Any = None) -> dict[str, Any]:
     """The finished cell's record fields (see ``CellRecord``): every measurement, curve, sample and the
     context needed to trust them."""
     from tuning_bench.engine.measure import environment
@@ -409,6 +446,8 @@ def _record(spec: CellSpec, task: Any, loaded: Any, adapted: Any, config: dict[s
     else:
         measurements.update({"train_seconds": 0.0, "steps": 0, "final_train_loss": None, "tokens_per_second": None,
                              "median_step_seconds": None})
+    if retained is not None:
+        measurements["retention"] = retained
     samples = [Sample(input=task.render_input(ex), reference=ref, prediction=pred)
                for ex, ref, pred in list(zip(data.test_examples, quality["references"], quality["predictions"]))[: spec.samples]]
     return {

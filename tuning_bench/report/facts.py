@@ -29,6 +29,10 @@ DEFINITIONS = (
                            "final state is evaluated and this only reads the validation curve."),
     ("Saved size", "Saved size is the bytes of the weight files the method saves (0 for methods that only change "
                    "the prompt)."),
+    ("Retention", "Probe loss Δ is the trained model's loss on a neutral probe set (the base model's own greedy "
+                  "continuations of neutral prompts) minus the base model's, above 0 meaning it forgot; Other tasks Δ "
+                  "is the mean change of the zero-shot headline on a few examples of every other registered task, "
+                  "below 0 meaning worse; both only for methods that train."),
     ("Latency", "Latency is the wall time to answer one test example at batch size 1 (greedy generation for "
                 "causal models, one forward pass for encoders)."),
     ("Deployment cost", "Answers/s (batch 8) is 8 test examples answered as one batch, divided by its wall time; "

@@ -1,4 +1,5 @@
-"""Per-task PNG plots: loss curves, and quality against trainable parameters and against peak memory.
+"""Per-task PNG plots: loss curves, and quality against trainable parameters, against peak memory and against
+forgetting (gain vs retention).
 
 Figures are drawn on matplotlib's Agg canvas directly (no pyplot), so nothing global such as the
 user's backend is touched, and under matplotlib's default style, so a user's matplotlibrc cannot
@@ -186,13 +187,29 @@ def memory_plot(view: TaskView, colors: dict[str, Any]) -> Any:
                     hollow_label=hollow, tick_format=lambda value: f"{value:g}", log_scale=False, scale=scale)
 
 
+def retention_plot(view: TaskView, colors: dict[str, Any]) -> Any:
+    """Headline quality (the gain) against forgetting (the rise of the probe loss, docs/measurements.md,
+    Retention); methods that do not train change nothing and are drawn hollow at 0."""
+    points = [(row.method, 0.0 if not row.trains else row.values.get("probe_loss_change"), row.headline.mean,
+               not row.trains) for row in view.rows]
+    points = [p for p in points if p[1] is not None and p[2] is not None]
+    if all(hollow for *_, hollow in points):  # no trained method has the figure (an encoder, an older record)
+        points = []
+    hollow = "hollow marker: no training, nothing changed (drawn at 0)" if any(p[3] for p in points) else None
+    return _scatter(view, colors, points, f"{view.name}: gain vs retention",
+                    "probe loss change after training (← retains more)", hollow_label=hollow, log_scale=False)
+
+
 CAPTIONS = {
     "loss": "Loss curves: train loss per step (solid) and validation loss (dotted), mean over seeds.",
     "quality-vs-params": "Headline quality vs trainable parameters; the dashed line and rings mark the Pareto front.",
     "quality-vs-memory": "Headline quality vs peak memory (training peak; evaluation peak for methods that do not "
                          "train); the dashed line and rings mark the Pareto front.",
+    "gain-vs-retention": "Headline quality vs forgetting: the rise of the loss on a neutral probe set after training "
+                         "(left retains more); the dashed line and rings mark the Pareto front.",
 }
-DRAW = {"loss": loss_plot, "quality-vs-params": params_plot, "quality-vs-memory": memory_plot}
+DRAW = {"loss": loss_plot, "quality-vs-params": params_plot, "quality-vs-memory": memory_plot,
+        "gain-vs-retention": retention_plot}
 
 
 def plot_files(views: list[TaskView]) -> dict[str, list[tuple[str, str]]]:

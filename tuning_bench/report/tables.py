@@ -22,7 +22,7 @@ class Column:
 
     key: str
     label: str
-    unit: str  # how to format: metric, loss, count, percent, bytes, seconds, rate, throughput
+    unit: str  # how to format: metric, loss, delta (a signed change), count, percent, bytes, seconds, rate, throughput
     better: str | None  # "higher", "lower" or None when "best" means nothing
     # Baselines have 0 trainable parameters, 0 saved bytes and no training at all; marking them
     # "best" in those columns would only say they do not train, so these compare trained methods.
@@ -35,6 +35,9 @@ class Column:
 COST_COLUMNS = (
     Column("final_train_loss", "Train loss", "loss", "lower"),
     Column("final_val_loss", "Val loss", "loss", "lower"),
+    # Retention (engine/retention.py): only trained methods change the model, so only they compare.
+    Column("probe_loss_change", "Probe loss Δ", "delta", "lower", training_cost=True),
+    Column("tasks_change", "Other tasks Δ", "delta", "higher", training_cost=True),
     Column("trainable_params", "Trainable params", "count", "lower", training_cost=True),
     Column("trainable_percent", "Trainable %", "percent", "lower", training_cost=True),
     Column("train_peak_bytes", "Peak mem (train)", "bytes", "lower"),
@@ -181,6 +184,7 @@ def cell_values(cell: CellRecord) -> dict[str, float | None]:
     """The cost figures of one finished cell; training figures are None for a cell that did not train."""
     m = cell.measurements
     trained = m.trained
+    retention = m.retention
     values = {
         "final_train_loss": m.final_train_loss,
         "final_val_loss": m.final_val_loss,
@@ -199,6 +203,8 @@ def cell_values(cell: CellRecord) -> dict[str, float | None]:
         "latency_merged_seconds": m.latency_merged_seconds,
         "throughput_answers_per_second": m.throughput_answers_per_second,
         "throughput_answers_per_second_merged": m.throughput_answers_per_second_merged,
+        "probe_loss_change": retention.probe_loss_change if trained and retention else None,
+        "tasks_change": retention.tasks_change if trained and retention else None,
     }
     return {k: to_number(v) for k, v in values.items()}
 
@@ -422,6 +428,8 @@ def format_value(unit: str, value: float | None) -> str:
         return f"{value:.4g}" if abs(value) >= 1000 else f"{value:.3f}"
     if unit == "loss":
         return f"{value:.4f}"
+    if unit == "delta":  # a change: its sign is the point
+        return f"{value:+.3f}"
     if unit == "percent":
         return f"{value:.3g}%"
     if unit == "bytes":

@@ -154,6 +154,40 @@ class Memory(Record):
 
 
 @dataclass
+class TaskRetention(Record):
+    """One other registered task's zero-shot headline score on the base model (``before``) and on the
+    trained model (``after``), over its first ``examples`` test examples; ``error`` when it could not be
+    scored."""
+
+    task: str = ""
+    metric: str = ""
+    higher_is_better: bool = True
+    examples: int = 0
+    before: float | None = None
+    after: float | None = None
+    change: float | None = None  # after - before, as the metric reads (higher_is_better says which way is good)
+    error: str | None = None
+
+
+@dataclass
+class Retention(Record):
+    """What training did to everything else (``measurements.retention`` of a trained cell; see
+    docs/measurements.md, Retention). ``before`` is always the base model, measured before ``adapt``;
+    ``after`` the model as evaluated. ``skipped`` says why nothing was measured (e.g. an encoder)."""
+
+    probe_loss_before: float | None = None
+    probe_loss_after: float | None = None
+    probe_loss_change: float | None = None  # after - before: above 0 the model forgot some of what it said
+    probe_texts: int | None = None
+    probe_tokens: int | None = None
+    probe_fingerprint: str | None = None
+    tasks: list[TaskRetention] = nested(TaskRetention, many=True)
+    tasks_change: float | None = None  # mean over tasks of the change towards better (negative: worse)
+    seconds: float | None = None
+    skipped: str | None = None
+
+
+@dataclass
 class Measurements(Record):
     """Cost figures of one cell. Generation-only, classification-only and training-only figures are
     written only by the cells that have them."""
@@ -203,6 +237,7 @@ class Measurements(Record):
     best_val_loss: float | None = None
     seconds_to_best: float | None = None
     evaluated_step: int | None = None
+    retention: Retention | None = nested(Retention)  # None: a method that does not train (nothing changed)
 
     @property
     def trained(self) -> bool:

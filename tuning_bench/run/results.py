@@ -95,9 +95,10 @@ CSV_COLUMNS = [
     "train_seconds", "median_step_seconds", "tokens_per_second", "train_peak_bytes", "eval_peak_bytes",
     "baseline_bytes", "saved_bytes", "generation_seconds_per_example", "latency_seconds", "eval_examples", "steps",
     "best_step", "seconds_to_best", "stopped_early", "learning_rate",
-    # deployment cost and CUDA reserved memory, after the older columns so their positions hold
+    # deployment cost and CUDA reserved memory, then retention, after the older columns so their positions hold
     "latency_merged_seconds", "throughput_answers_per_second", "throughput_answers_per_second_merged",
     "merged_outputs_match", "train_peak_reserved_bytes", "eval_peak_reserved_bytes",
+    "probe_loss_before", "probe_loss_after", "probe_loss_change", "tasks_change",
 ]
 
 
@@ -120,6 +121,9 @@ def csv_text(data: RunDocument | dict[str, Any]) -> str:
             "baseline_bytes": m.memory.baseline if m.memory else None,
             "learning_rate": cell.method_config.get("learning_rate"),  # method options are free-form
         }
+        retention = m.retention
+        for key in ("probe_loss_before", "probe_loss_after", "probe_loss_change", "tasks_change"):
+            row[key] = getattr(retention, key) if retention is not None else None
         for key in CSV_COLUMNS:
             if key not in row:
                 row[key] = getattr(m, key)

@@ -212,7 +212,7 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
                     key = _cell_key(spec, task_fingerprints[task_name], model_fingerprint)
                     jobs.append(CellJob(spec, key, out_dir / "cells" / key, token_cache))
     return Plan(settings, out_dir, tasks, source, jobs, method_configs, sweep, command, task_fingerprints,
-                precision_choice, slots, {name: catalog.methods.get(name).family for name in methods})
+                precision_choice, slots, {name: method_of(name).family for name in methods})
 
 
 def _record_path(job: CellJob) -> Path:

@@ -143,6 +143,12 @@ SETTINGS: tuple[Setting, ...] = (
             "(throughput at batch 8, merged where the method can merge).", per_cell=True, flag=None),
     Setting("max_new_tokens", "int", 0, "Cap on generated answer length (0: the task's own).", minimum=0,
             per_cell=True, default_text="the task's own"),
+    Setting("retention", "bool", True, "Measure retention (probe loss, other tasks) for trained methods.",
+            per_cell=True, flag=None),
+    # Each example is answered twice (base model and trained model) per other task; generation dominates and
+    # costs per decoding step, so the default stays small (docs/measurements.md, Retention: measured cost).
+    Setting("retention_examples", "int", 4, "Test examples per other registered task scored zero-shot before and "
+            "after training (0: no cross-task retention).", minimum=0, per_cell=True),
     Setting("quick", "bool", False, "A smoke run (set by --quick): its verdict says it supports no conclusion.",
             affects_result=False, flag=None),
 )
@@ -170,7 +176,7 @@ def outside_cache_key() -> set[str]:
 # Its answers are cut at 24 tokens: decoding dominates a smoke run on a CPU, and its quality numbers are
 # not meant for comparison.
 QUICK = {"steps": 2, "eval_examples": 4, "val_examples": 4, "val_every": 2, "samples": 2, "latency": False,
-         "max_new_tokens": 24, "quick": True}
+         "max_new_tokens": 24, "retention_examples": 2, "quick": True}
 
 
 def _is_int(value: Any) -> bool:

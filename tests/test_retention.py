@@ -1,0 +1,171 @@
+"""Retention (engine/retention.py): before is the base model, an untrained adapter forgets nothing, an
+overfitted model forgets, and records, tables, CSV and plots carry the figures."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tuning_bench.api.kinds import TaskKind
+from tuning_bench.api.options import resolve_options
+from tuning_bench.engine.cell import CellSpec, run_cell
+from tuning_bench.engine.data import encode_task
+from tuning_bench.engine.prompting import resolve_format
+from tuning_bench.engine.retention import ENCODER_SKIP, PROBE_PROMPTS, RetentionMeter, load_or_make_probe
+from tuning_bench.engine.strategies import strategy_for
+from tuning_bench.engine.trainer import TrainConfig, make_feeder, mean_loss, train
+from tuning_bench.run.records import CellRecord, Retention
+from tuning_bench.run.results import csv_text, validate
+from tuning_bench.testing import TINY_CLASSIFICATION, TINY_GENERATION, TinyLlama
+from tuning_bench_plugins.finetune import FineTune
+from tuning_bench_plugins.lora import LoRA
+from tuning_bench_plugins.prompt_tuning import PromptTuning
+
+DATA = Path(__file__).parent / "data"
+
+
+def loaded_and_meter(tmp_path, examples: int = 2):
+    loaded = TinyLlama().load(task_kind=TaskKind.GENERATION)
+    meter = RetentionMeter(loaded, TINY_GENERATION.name, [TINY_GENERATION, TINY_CLASSIFICATION],
+                           resolve_format(loaded.tokenizer), strategy_for(loaded.kind, TINY_GENERATION.kind),
+                           torch.device("cpu"), None, 8, 512, examples, 0, tmp_path / "probes")
+    meter.measure_base(loaded.model)
+    return loaded, meter
+
+
+def adapt(method, loaded, **options):
+    return method.adapt(loaded, TINY_GENERATION, resolve_options(method.name, method.options, options))
+
+
+def test_an_untrained_adapter_shows_no_forgetting(tmp_path):
+    loaded, meter = loaded_and_meter(tmp_path)
+    retention = meter.measure_trained(adapt(LoRA(), loaded), LoRA.decoding)  # B = 0: the base model's output
+    assert retention.probe_texts == len(PROBE_PROMPTS) and retention.probe_tokens > 0
+    assert retention.probe_loss_before > 0
+    assert retention.probe_loss_after == pytest.approx(retention.probe_loss_before, abs=1e-5)
+    assert abs(retention.probe_loss_change) < 1e-5
+    [entry] = retention.tasks  # the other task only, never the cell's own
+    assert (entry.task, entry.metric, entry.examples) == ("tiny-cls", "accuracy", 2)
+    assert entry.before is not None and entry.change == 0.0 and retention.tasks_change == 0.0
+
+
+def test_before_is_the_base_model_not_a_freshly_initialised_soft_prompt(tmp_path):
+    loaded, meter = loaded_and_meter(tmp_path)
+    base_loss = meter.base.probe_loss
+    adapted = adapt(PromptTuning(), loaded)
+    retention = meter.measure_trained(adapted, PromptTuning.decoding)
+    assert retention.probe_loss_before == base_loss
+    # The initial prompt alone moves the output: a "before" taken from it would not be the base model.
+    assert abs(retention.probe_loss_change) > 1e-3
+    # PEFT's adapter switched off gives the same "before" as the base model measured before adapt.
+    feeder = make_feeder(adapted, loaded.kind, loaded.tokenizer.pad_token_id, torch.device("cpu"), None)
+    with adapted.disable_adapter():
+        switched_off = mean_loss(adapted, meter.probe.encoded(), feeder, 8)
+    assert switched_off == pytest.approx(base_loss, abs=1e-5)
+
+
+def test_full_fine_tuning_to_overfit_tiny_data_shows_forgetting(tmp_path):
+    loaded, meter = loaded_and_meter(tmp_path)
+    adapted = adapt(FineTune(), loaded)
+    fmt = resolve_format(loaded.tokenizer)
+    examples = encode_task(TINY_GENERATION, loaded.tokenizer, loaded.kind, fmt, [], 512).splits["train"][:4]
+    feeder = make_feeder(adapted, loaded.kind, loaded.tokenizer.pad_token_id, torch.device("cpu"), None)
+    log = train(adapted, examples, [], feeder, TrainConfig(steps=15, batch_size=4, learning_rate=1e-2, seed=0))
+    assert log.train_loss[-1] < 0.5 * log.train_loss[0]  # it did overfit the four examples
+    retention = meter.measure_trained(adapted, FineTune.decoding)
+    assert retention.probe_loss_change > 0.5, retention
+
+
+def test_the_probe_is_made_once_per_model_and_reused_from_the_cache(tmp_path, monkeypatch):
+    loaded, meter = loaded_and_meter(tmp_path)
+    [path] = (tmp_path / "probes").glob("probe-*.json")
+    stored = json.loads(path.read_text())
+    assert stored["prompts"] == list(PROBE_PROMPTS) and len(stored["continuations"]) == len(stored["texts"])
+    from tuning_bench.engine import retention
+
+    monkeypatch.setattr(retention, "make_probe", lambda *a: pytest.fail("the cached probe was not reused"))
+    again = load_or_make_probe(loaded.model, loaded.tokenizer, loaded.fingerprint, torch.device("cpu"),
+                               tmp_path / "probes")
+    assert again == meter.probe and again.fingerprint == meter.probe.fingerprint
+
+
+def cell(tmp_path, name, **overrides):
+    values = dict(task="tiny-gen", method="lora", seed=0, model="tiny-llama", method_config={}, steps=3,
+                  batch_size=4, val_examples=4, val_every=3, eval_batch_size=8, samples=1, latency=False,
+                  retention_examples=2)
+    values.update(overrides)
+    record = run_cell(CellSpec(**values), tmp_path / name, None)
+    assert record["status"] == "ok", record["error"]
+    return CellRecord.from_json(record)
+
+
+def test_cells_record_retention_for_trained_methods_only(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("TBENCH_CACHE", str(tmp_path / "cache"))
+    trained = cell(tmp_path, "lora").measurements.retention
+    assert trained.probe_loss_before is not None and trained.probe_loss_change is not None
+    assert trained.seconds > 0 and trained.skipped is None
+    names = {entry.task for entry in trained.tasks}
+    assert "tiny-cls" in names and "tiny-gen" not in names  # every other registered task, not its own
+    assert all(entry.examples == 2 for entry in trained.tasks if entry.error is None)
+    assert list((tmp_path / "cache" / "retention").glob("probe-*.json"))
+    assert cell(tmp_path, "zero", method="zero-shot").measurements.retention is None  # nothing changed
+    assert cell(tmp_path, "off", retention_examples=0).measurements.retention.tasks == []
+    assert cell(tmp_path, "none", retention=False).measurements.retention is None
+    encoder = cell(tmp_path, "bert", model="tiny-bert", task="tiny-cls").measurements.retention
+    assert encoder.skipped == ENCODER_SKIP and encoder.probe_loss_before is None
+
+
+def with_retention(data: dict) -> dict:
+    """gen-results.json with a retention record in every trained cell: the change grows with the method's index."""
+    data = copy.deepcopy(data)
+    methods = sorted({c["method"] for c in data["cells"]})
+    for c in data["cells"]:
+        if c["status"] == "ok" and c["measurements"].get("steps"):
+            change = 0.125 * (methods.index(c["method"]) + 1)
+            c["measurements"]["retention"] = {
+                "probe_loss_before": 2.0, "probe_loss_after": 2.0 + change, "probe_loss_change": change,
+                "tasks": [{"task": "other", "metric": "accuracy", "higher_is_better": True, "examples": 8,
+                           "before": 0.5, "after": 0.5 - change / 2, "change": -change / 2}],
+                "tasks_change": -change / 2, "seconds": 1.5}
+    return validate(data, "with_retention")
+
+
+def test_records_round_trip_and_tables_csv_and_reports_carry_the_figures():
+    from tuning_bench.report import render_html, render_markdown
+    from tuning_bench.report.plots import retention_plot
+    from tuning_bench.report.tables import build_tasks
+
+    data = with_retention(json.loads((DATA / "gen-results.json").read_text(encoding="utf-8")))
+    cells = [CellRecord.from_json(c) for c in data["cells"]]
+    for raw, record in zip(data["cells"], cells):
+        assert record.to_json() == raw  # key order and all
+    retained = [c for c in cells if c.measurements.retention is not None]
+    assert retained and isinstance(retained[0].measurements.retention, Retention)
+    assert retained[0].measurements.retention.tasks[0].change < 0
+
+    [view] = build_tasks(data)
+    by_method = {row.method: row for row in view.rows}
+    for row in view.rows:
+        if row.trains:
+            assert row.values["probe_loss_change"] > 0 and row.values["tasks_change"] < 0
+        else:
+            assert row.values["probe_loss_change"] is None
+    markdown = render_markdown(data)
+    assert "Probe loss Δ" in markdown and "Other tasks Δ" in markdown and "gain-vs-retention" in markdown
+    some = next(row for row in by_method.values() if row.trains)
+    assert f"{some.values['probe_loss_change']:+.3f}" in markdown
+    assert "**Retention.**" in markdown and "Probe loss Δ" in render_html(data)
+
+    csv = csv_text(data).splitlines()
+    header = csv[0].split(",")
+    column = header.index("probe_loss_change")
+    values = {float(line.split(",")[column]) for line in csv[1:] if line.split(",")[column]}
+    assert values and all(v > 0 for v in values)
+
+    figure = retention_plot(view, {})
+    drawn = {text.get_text() for text in figure.axes[0].get_legend().get_texts()}
+    assert {row.method for row in view.rows if row.headline.mean is not None} <= drawn

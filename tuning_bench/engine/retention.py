@@ -1,0 +1,267 @@
+"""Retention: what training did to everything else the model could do.
+
+Two figures per trained cell on a causal LM, each measured on the base model (``before``) and on the
+model as evaluated (``after``):
+
+- **probe loss**: the mean next-token loss on a neutral probe set: the base model's own greedy
+  continuations of a few neutral prompts shipped here (``PROBE_PROMPTS``), generated once per model and
+  cached under ``$TBENCH_CACHE/retention``, keyed by the model's fingerprint and the probe's content. The
+  base model predicts its own continuations well; a rise after training means the model no longer says
+  what it used to (forgetting).
+- **cross-task**: the zero-shot headline score on the first ``retention_examples`` test examples of every
+  other registered task the model can run, with the same prompt format as the cell.
+
+``before`` is always the base model itself, measured before the method's ``adapt``: never a freshly
+initialised adapter, whose initial state (prompt tuning's initial prompt, a random prefix) already changes
+the output and would make training look like it repaired forgetting. For PEFT methods this equals the
+trained model with its adapter disabled (``disable_adapter``; tests/test_retention.py checks it); for full
+fine-tuning it is the model before training starts; it needs no hook from third-party methods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tuning_bench.api.kinds import ModelKind
+from tuning_bench.api.task import Example, Task
+from tuning_bench.engine.data import Encoded, cache_key
+from tuning_bench.run.records import Retention, TaskRetention
+
+# Neutral: general knowledge and everyday narration, unrelated to any shipped task. Short, so the probe
+# costs about 0.1-0.5 s per pass on SmolLM2-135M on a 2-core CPU (docs/measurements.md, Retention).
+PROBE_PROMPTS = (
+    "The capital of France is",
+    "Water boils at a temperature of",
+    "Once upon a time, in a small village by the sea,",
+    "The three primary colours are",
+    "To make a cup of tea, first",
+    "The largest planet in our solar system is",
+    "A good night's sleep helps the body",
+    "In the morning, the market square was",
+)
+PROBE_NEW_TOKENS = 24
+PROBE_VERSION = 1  # bump when how the probe is made changes: old cached probes are then not reused
+
+ENCODER_SKIP = ("an encoder has no language-model head to probe, and its classification head is this task's: "
+                "retention is measured on causal LMs only")
+
+
+def probe_folder() -> Path:
+    """Where probe sets are cached: beside the model cache ($TBENCH_CACHE/retention)."""
+    from tuning_bench.models.fetch import cache_dir
+
+    return cache_dir() / "retention"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The probe set: (prompt ids, the base model's greedy continuation ids) per prompt."""
+
+    texts: list[tuple[list[int], list[int]]]
+
+    @property
+    def tokens(self) -> int:
+        """Continuation tokens scored (the loss is their mean)."""
+        return sum(len(continuation) for _, continuation in self.texts)
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the token ids themselves: two runs compare probe losses only on equal probes."""
+        return hashlib.sha256(json.dumps(self.texts).encode()).hexdigest()[:16]
+
+    def encoded(self) -> list[Encoded]:
+        return [Encoded(list(prompt), list(continuation)) for prompt, continuation in self.texts]
+
+
+def make_probe(model: Any, tokenizer: Any, device: torch.device) -> Probe:
+    """Greedy continuations of ``PROBE_PROMPTS`` by ``model`` (the base model), in fp32 so the probe does
+    not depend on the run's precision; prompts whose continuation is empty are left out."""
+    from tuning_bench.engine.generation import GenerationSettings, eos_ids_for, generate_all
+
+    prompts = [tokenizer(text, add_special_tokens=True).input_ids for text in PROBE_PROMPTS]
+    settings = GenerationSettings(max_new_tokens=PROBE_NEW_TOKENS, eos_ids=eos_ids_for(tokenizer, model, ""),
+                                  pad_id=tokenizer.pad_token_id, batch_size=len(prompts), decoding="engine",
+                                  device=device)
+    outputs = generate_all(model, prompts, settings)
+    return Probe([(list(p), list(o)) for p, o in zip(prompts, outputs) if o])
+
+
+def load_or_make_probe(model: Any, tokenizer: Any, model_fingerprint: str, device: torch.device,
+                       folder: Path | None) -> Probe:
+    """The cached probe for this model and probe content, or a new one (stored atomically in ``folder``)."""
+    key = cache_key(PROBE_VERSION, model_fingerprint, PROBE_PROMPTS, PROBE_NEW_TOKENS)
+    path = folder / f"probe-{key}.json" if folder is not None else None
+    if path is not None and path.exists():
+        try:
+            raw = json.loads(path.read_text())
+            return Probe([(list(map(int, p)), list(map(int, c))) for p, c in raw["texts"]])
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged cache file is made again below
+    probe = make_probe(model, tokenizer, device)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            payload = {"model": model_fingerprint, "prompts": list(PROBE_PROMPTS), "new_tokens": PROBE_NEW_TOKENS,
+                       "texts": probe.texts, "continuations": [tokenizer.decode(c) for _, c in probe.texts]}
+            with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
+                json.dump(payload, handle, indent=1)
+            os.replace(handle.name, path)
+        except OSError:
+            pass  # an unwritable cache costs one generation per cell, not the cell
+    return probe
+
+
+@dataclass
+class OtherTask:
+    """Another registered task, encoded zero-shot (no worked examples) as the cell's prompt format would."""
+
+    task: Task
+    examples: list[Example]
+    encoded: list[Encoded]
+    label_ids: list[list[int]]
+
+
+def other_tasks(tasks: Sequence[Task], own: str, tokenizer: Any, fmt: Any, max_length: int, count: int
+                ) -> tuple[list[OtherTask], list[TaskRetention]]:
+    """The first ``count`` test examples of every task but ``own`` that a causal LM can run, and an entry
+    with the error for each task that could not be prepared."""
+    from tuning_bench.engine.strategies import PromptContext, strategy_for, unsupported
+
+    prepared, failed = [], []
+    for task in tasks:
+        if task.name == own or unsupported(ModelKind.CAUSAL_LM, task.kind):
+            continue
+        try:
+            examples = list(task.splits()["test"][:count])
+            strategy = strategy_for(ModelKind.CAUSAL_LM, task.kind)
+            context = PromptContext(tokenizer, fmt, task.instruction, [], max_length)
+            encoded = [strategy.encode(context, task, example) for example in examples]
+            prepared.append(OtherTask(task, examples, encoded, strategy.label_ids(context, task)))
+        except Exception as exc:  # one broken plugin task must not fail the cell: its entry says why
+            failed.append(TaskRetention.of(task=task.name, metric=task.headline, error=f"{type(exc).__name__}: {exc}"))
+    return [p for p in prepared if p.examples], failed
+
+
+@dataclass
+class _Side:
+    """One side (base or trained) of the measurement."""
+
+    probe_loss: float | None = None
+    scores: dict[str, float | None] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class RetentionMeter:
+    """Measures the base model before ``adapt`` (``measure_base``) and the trained model after evaluation
+    (``measure_trained``), with the cell's device, precision and evaluation batch size."""
+
+    def __init__(self, loaded: Any, own_task: str, tasks: Sequence[Task], fmt: Any, strategy: Any,
+                 device: torch.device, autocast_dtype: torch.dtype | None, batch_size: int, max_length: int,
+                 examples: int, max_new_tokens: int, probe_cache: Path | None) -> None:
+        self.loaded, self.fmt, self.strategy, self.device = loaded, fmt, strategy, device
+        self.autocast_dtype, self.batch_size, self.max_new_tokens = autocast_dtype, batch_size, max_new_tokens
+        self.probe_cache = probe_cache
+        start = time.perf_counter()
+        self.others, self.failed = (other_tasks(tasks, own_task, loaded.tokenizer, fmt, max_length, examples)
+                                    if examples else ([], []))
+        self.prepare_seconds = time.perf_counter() - start  # the other tasks' examples, encoded
+        self.probe: Probe | None = None
+        self.base: _Side | None = None
+
+    def _feeder(self, model: Any) -> Any:
+        from tuning_bench.engine.trainer import make_feeder
+
+        return make_feeder(model, self.loaded.kind, self.loaded.tokenizer.pad_token_id, self.device,
+                           self.autocast_dtype, self.strategy)
+
+    def _measure(self, model: Any, decoding: str) -> _Side:
+        from tuning_bench.engine.trainer import mean_loss
+
+        start = time.perf_counter()
+        was_training = model.training
+        model.eval()
+        feeder = self._feeder(model)
+        side = _Side()
+        if self.probe is not None and self.probe.texts:
+            side.probe_loss = mean_loss(model, self.probe.encoded(), feeder, self.batch_size)
+        for other in self.others:
+            try:
+                side.scores[other.task.name] = self._score(model, other, feeder, decoding)
+            except Exception as exc:  # e.g. a hub metric offline: recorded in the task's entry
+                side.errors[other.task.name] = f"{type(exc).__name__}: {exc}"
+        model.train(was_training)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        side.seconds = time.perf_counter() - start
+        return side
+
+    def _score(self, model: Any, other: OtherTask, feeder: Any, decoding: str) -> float | None:
+        from tuning_bench.engine.strategies import Answerer, generation_settings, strategy_for
+
+        task = other.task
+        settings = generation_settings(self.loaded.tokenizer, model, self.fmt, self.max_new_tokens or task.max_new_tokens,
+                                       self.batch_size, decoding, feeder)
+        answerer = Answerer(model, self.loaded.tokenizer, task, feeder, self.batch_size, settings, other.label_ids)
+        quality = strategy_for(ModelKind.CAUSAL_LM, task.kind).evaluate(answerer, other.examples, other.encoded)
+        value = quality["scores"].get(task.headline)
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+    @torch.no_grad()
+    def measure_base(self, model: Any) -> None:
+        """Measure the base model (call before ``adapt``); on a GPU it visits the device and goes back, so
+        the method adapts the model where it always did."""
+        start = time.perf_counter()
+        moved = self.device.type != "cpu"
+        if moved:
+            model.to(self.device)
+        try:
+            # Generated without autocast (GenerationSettings has none): the probe does not depend on --precision.
+            self.probe = load_or_make_probe(model, self.loaded.tokenizer, self.loaded.fingerprint, self.device,
+                                            self.probe_cache)
+            # The base model's own cached loop: a plain transformers forward takes the KV cache.
+            self.base = self._measure(model, "engine")
+        finally:
+            if moved:
+                model.to("cpu")
+        # With the probe, when it was made here, and the other tasks' encoding.
+        self.base.seconds = time.perf_counter() - start + self.prepare_seconds
+
+    @torch.no_grad()
+    def measure_trained(self, adapted: Any, decoding: str) -> Retention:
+        """Measure the trained model (decoded the way the method declares) and pair it with the base."""
+        if self.base is None:
+            raise RuntimeError("measure_base must run before measure_trained")
+        after = self._measure(adapted, decoding)
+        before = self.base
+        entries = []
+        for other in self.others:
+            name = other.task.name
+            b, a = before.scores.get(name), after.scores.get(name)
+            error = before.errors.get(name) or after.errors.get(name)
+            entries.append(TaskRetention.of(
+                task=name, metric=other.task.headline, higher_is_better=other.task.higher_is_better,
+                examples=len(other.examples), before=b, after=a,
+                change=a - b if a is not None and b is not None else None, **({"error": error} if error else {})))
+        entries += self.failed
+        towards_better = [(e.change if e.higher_is_better else -e.change) for e in entries if e.change is not None]
+        probe = self.probe
+        loss_before, loss_after = before.probe_loss, after.probe_loss
+        return Retention.of(
+            probe_loss_before=loss_before, probe_loss_after=loss_after,
+            probe_loss_change=loss_after - loss_before if loss_before is not None and loss_after is not None else None,
+            probe_texts=len(probe.texts) if probe else 0, probe_tokens=probe.tokens if probe else 0,
+            probe_fingerprint=probe.fingerprint if probe else None,
+            tasks=entries, tasks_change=sum(towards_better) / len(towards_better) if towards_better else None,
+            seconds=before.seconds + after.seconds)
