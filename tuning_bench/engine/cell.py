@@ -189,7 +189,7 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
                          torch.bfloat16 if spec.precision == "bf16" else None, data.strategy)
     log = _train_phase(spec, method, config, adapted, data, feeder, probe, emit) if method.trains and spec.steps else None
     evaluation = _evaluate_phase(spec, task, method.decoding_for(config), loaded, adapted, data, feeder, log, probe, emit)
-    retained = _retention_phase(retention, adapted, method, emit) if log is not None else None
+    retained = _retention_phase(retention, adapted, method.decoding_for(config), emit) if log is not None else None
 
     from tuning_bench.engine.state import save_state
 
@@ -302,7 +302,7 @@ def _retention_meter(spec: CellSpec, method: Any, task: Any, catalog: Any, loade
     return meter
 
 
-def _retention_phase(meter: Any, adapted: Any, method: Any, emit: Emit) -> Any:
+def _retention_phase(meter: Any, adapted: Any, decoding: str, emit: Emit) -> Any:
     """The trained model's side of retention, paired with the base model's (a ``Retention`` record)."""
     from tuning_bench.run.records import Retention
 
@@ -311,7 +311,7 @@ def _retention_phase(meter: Any, adapted: Any, method: Any, emit: Emit) -> Any:
     if isinstance(meter, str):
         return Retention.of(skipped=meter)
     emit({"event": "phase", "phase": "retention: measuring the trained model"})
-    return meter.measure_trained(adapted, method.decoding)
+    return meter.measure_trained(adapted, decoding)
 
 
 @dataclass
