@@ -24,20 +24,27 @@ def prepared():
 
 
 def _cell(tmp_path, method, task="product-descriptions", model="smollm2-135m", **overrides):
+    # Retention and deployment cost are off unless a test asks for them: each costs a real-model cell
+    # more than its training here, and the tests below are about loading, training and the guard.
     values = dict(task=task, method=method, seed=0, model=model, method_config={}, steps=2, batch_size=2,
-                  eval_examples=2, val_examples=2, eval_batch_size=2, samples=2)
+                  eval_examples=2, val_examples=2, eval_batch_size=2, samples=2, latency=False, retention=False)
     values.update(overrides)
     return run_cell(CellSpec(**values), tmp_path / method, None)
 
 
 def test_smollm2_loads_trains_generates_and_passes_the_guard(prepared, tmp_path):
-    record = _cell(tmp_path, "lora", steps=3)
+    record = _cell(tmp_path, "lora", steps=3, latency=True, retention=True, retention_examples=1)
     assert record["status"] == "ok", record["error"]
     m = record["measurements"]
     assert m["total_params"] == 134_515_008 + 460_800 and m["trainable_params"] == 460_800
     assert record["guard"]["passed"] and record["guard"]["compared_tokens"] >= 8
     assert all(sample["prediction"].strip() for sample in record["samples"])  # real text came out
     assert m["memory"]["train_peak_rss_bytes"] > 1e9  # a 135M-parameter model in fp32 is resident
+    # retention and deployment cost on the real model: the base side before, the trained side after, merged answers
+    retention = m["retention"]
+    assert retention["probe_loss_before"] > 0 and retention["probe_loss_after"] > 0 and retention["tasks"]
+    assert m["latency_merged_seconds"] > 0 and m["throughput_answers_per_second"] > 0
+    assert m["merged_outputs_match"] is not None
 
 
 @pytest.mark.parametrize("method", ALL_METHODS)
