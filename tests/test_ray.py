@@ -163,9 +163,16 @@ def test_ctrl_c_cancels_the_outstanding_cells_and_keeps_the_finished_one(tiny, t
     partial = load_results(tmp_path / "run")
     assert partial["interrupted"] and len(partial["cells"]) == 1 and len(partial["pending"]) == 3
     assert len(executor.cancelled) == 3
-    for ref in executor.cancelled:  # each outstanding task ends cancelled (a running one by killing its worker)
-        with pytest.raises((ray_instance.exceptions.TaskCancelledError, ray_instance.exceptions.WorkerCrashedError)):
+    outcomes = []
+    for ref in executor.cancelled:  # an outstanding task ends cancelled (a running one by killing its worker)
+        try:
             ray_instance.get(ref, timeout=60)
+            outcomes.append("finished")
+        except (ray_instance.exceptions.TaskCancelledError, ray_instance.exceptions.WorkerCrashedError):
+            outcomes.append("cancelled")
+    # Both 60-second cells end cancelled; the other quick zero-shot cell may finish in the moment between
+    # the first result and the cancel (its result is not kept: the run counts it pending, above).
+    assert outcomes.count("cancelled") >= 2, outcomes
     counting = Counting()
     data, _ = _run(settings(tmp_path / "run", methods=["zero-shot", "fake-slow"], seeds=[0, 1], executor="in-process",
                             options={"fake-slow": {"seconds": 0.0}}), counting)
