@@ -4,7 +4,7 @@ Each command runs in a fresh output directory (nothing cached), with the model a
 breakdown comes from the run's results.json: per phase, summed over cells; "process and runner" is
 the rest (interpreter start-up, fork server, hash verification, writing results and reports).
 
-Usage: python bench/end_to_end.py [--which default,quick,default-fp32,default-bf16] [--out bench/end_to_end.json]
+Usage: python bench/end_to_end.py [--which default,quick,default-fp32,default-bf16,quick-cell,quick-device,...] [--out bench/end_to_end.json]
        [--default-out DIR] [--keep-dir DIR]
 """
 
@@ -23,7 +23,10 @@ from common import environment_line  # noqa: E402
 
 COMMANDS = {"default": [], "quick": ["--quick"],
             # the default run in each precision, for the side-by-side comparison (issue 15)
-            "default-fp32": ["--precision", "fp32"], "default-bf16": ["--precision", "bf16"]}
+            "default-fp32": ["--precision", "fp32"], "default-bf16": ["--precision", "bf16"],
+            # a fresh process per cell against one per device, side by side (issue 15 item 5, on a GPU)
+            "default-cell": ["--cell-process", "cell"], "default-device": ["--cell-process", "device"],
+            "quick-cell": ["--quick", "--cell-process", "cell"], "quick-device": ["--quick", "--cell-process", "device"]}
 
 
 def breakdown(results: dict, wall: float) -> dict:

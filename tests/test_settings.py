@@ -77,7 +77,7 @@ def test_cache_key_leaves_out_only_what_does_not_change_results():
     for name, value in [("batch_size", 2), ("max_length", 64), ("seed", 1), ("latency", False), ("trial", "x")]:
         assert _cell_key(CellSpec(**(base.to_dict() | {name: value})), "task", "model") != key, name
     assert outside_cache_key() == {"keep", "samples", "out", "executor", "quick", "devices", "jobs",  # quick marks the run, not a cell
-                                   "cell_gpus", "cell_cpus", "ray_address", "retries", "log_to"}
+                                   "cell_gpus", "cell_cpus", "ray_address", "retries", "log_to", "cell_process"}
 
 
 @given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(), st.text(), st.booleans()))

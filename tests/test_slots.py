@@ -309,6 +309,52 @@ def test_ctrl_c_in_the_cli_with_two_jobs_keeps_the_finished_cell_and_stops_the_o
     assert [c["method"] for c in load_results(out)["cells"]] == ["fake-slow", "zero-shot"]
 
 
+# --- One process per device (--cell-process) ---------------------------------------------------------
+
+def test_auto_keeps_a_process_per_device_on_cuda_and_a_fresh_one_per_cell_on_the_cpu():
+    assert LocalExecutor().reuses_process(Slot("cuda:0")) and not LocalExecutor().reuses_process(Slot("cpu"))
+    assert LocalExecutor(cell_process="device").reuses_process(Slot("cpu"))
+    assert not LocalExecutor(cell_process="cell").reuses_process(Slot("cuda:1"))
+    with pytest.raises(ValueError, match="cell_process must be one of"):
+        LocalExecutor(cell_process="node")
+
+
+def test_cells_in_one_device_process_give_the_results_of_fresh_processes(tiny, tmp_path):
+    kept = LocalExecutor(cell_process="device")
+    shared = execute(plan_run(_settings(tmp_path, "shared", seeds=[0]), load_catalog()), executor=kept, prepare_model=False)
+    fresh = execute(plan_run(_settings(tmp_path, "fresh", seeds=[0]), load_catalog()),
+                    executor=LocalExecutor(cell_process="cell"), prepare_model=False)
+    assert [c["status"] for c in shared["cells"]] == ["ok", "ok"]
+    assert [_comparable(c) for c in shared["cells"]] == [_comparable(c) for c in fresh["cells"]]
+    assert [c["process"] for c in shared["cells"]] == ["fresh", "reused"]
+    assert [c["process"] for c in fresh["cells"]] == ["fresh", "fresh"]
+    assert kept._devices == {}  # the run's end ended the device's process
+
+
+def test_a_killed_cell_in_a_device_process_fails_alone_and_the_next_cell_gets_a_new_process(tiny, tmp_path):
+    settings = _settings(tmp_path, "run", methods=["zero-shot", "fake-killed", "lora"], seeds=[0])
+    data = execute(plan_run(settings, load_catalog()), executor=LocalExecutor(cell_process="device"), prepare_model=False)
+    cells = {c["method"]: c for c in data["cells"]}
+    assert {m: c["status"] for m, c in cells.items()} == {"zero-shot": "ok", "fake-killed": "failed", "lora": "ok"}
+    assert "killed by SIGKILL" in cells["fake-killed"]["error"]
+    assert cells["zero-shot"]["process"] == "fresh" and cells["lora"]["process"] == "fresh"  # a new process after the kill
+
+
+def test_an_interrupt_stops_the_cell_in_a_device_process(tiny, tmp_path):
+    settings = _settings(tmp_path, "run", methods=["zero-shot", "fake-slow"], seeds=[0],
+                         options={"fake-slow": {"seconds": 600.0}})
+    executor = InterruptAfterFirst(cell_process="device")
+    with pytest.raises(Interrupted) as info:
+        execute(plan_run(settings, load_catalog()), executor=executor, prepare_model=False)
+    assert info.value.finished == 1  # the 600 s cell was stopped, not waited for
+    assert executor._devices == {}
+
+
+def test_cell_process_applies_to_the_local_executor_only(tiny, tmp_path):
+    with pytest.raises(UsageError, match="--cell-process device applies to --executor local only"):
+        plan_run(_settings(tmp_path, "run", executor="in-process", cell_process="device"), load_catalog())
+
+
 # --- The cache key and the device --------------------------------------------------------------------
 
 def test_the_cache_key_holds_the_device_type_not_its_index():
@@ -328,6 +374,14 @@ def test_a_cell_on_a_listed_device_records_it_and_is_reused_on_another(tiny, tmp
     assert [c["status"] for c in data["cells"]] == ["ok", "ok"], [c["error"] for c in data["cells"]]
     assert all(c["device"] == "cuda:0" and c["config"]["device"] == "cuda:0" for c in data["cells"])
     assert data["cells"][1]["measurements"]["memory"]["device_type"] == "cuda"
+    assert [c["process"] for c in data["cells"]] == ["fresh", "reused"]  # auto: one process for the device
+    # The reused process's CUDA memory figures are the cell's own: the same as in a fresh process.
+    fresh = execute(plan_run(_settings(tmp_path, "fresh", devices=["cuda:0"], seeds=[0], threads=0, cell_process="cell"),
+                             load_catalog()), prepare_model=False)
+    def cuda_figures(cell):
+        return {k: v for k, v in cell["measurements"]["memory"].items() if "allocated" in k}
+    assert [cuda_figures(c) for c in data["cells"]] == [cuda_figures(c) for c in fresh["cells"]]
+    assert [c["process"] for c in fresh["cells"]] == ["fresh", "fresh"]
     # the same cells planned for plain --device cuda (or another index) are the cached ones
     counting = CountingLocal()
     again = execute(plan_run(_settings(tmp_path, "run", device="cuda", seeds=[0], threads=0), load_catalog()),

@@ -31,6 +31,7 @@ from tuning_bench.run.slots import Slot, run_in_slots
 
 EventSink = Callable[["CellJob", dict[str, Any]], None]
 _PRELOAD = ["tuning_bench.run.preload"]
+CELL_PROCESS_MODES = ("auto", "cell", "device")
 
 
 @dataclass
@@ -164,11 +165,10 @@ def lock_cell_dir(cell_dir: Path, wait: float = CELL_LOCK_WAIT_SECONDS) -> Any:
     return handle
 
 
-def _child(spec_dict: dict[str, Any], cell_dir: str, token_cache: str | None, events: Any, run_pid: int,
-           cpus: tuple[int, ...] | None = None, env: dict[str, str | None] | None = None) -> None:
-    """Entry point of a cell process: run the cell, send progress events and finally the record.
+def _prepare_process(run_pid: int, cpus: tuple[int, ...] | None, env: dict[str, str | None] | None) -> None:
+    """What a process that runs cells does once, before its first cell.
 
-    ``cpus``: the cores of this cell's slot; pinned before torch sets its threads (one per core it may use).
+    ``cpus``: the cores of its slot; pinned before torch sets its threads (one per core it may use).
     ``env``: variables to set (None: unset) before anything reads them; the fork server's environment is
     that of its first cell, while e.g. the GPU a Ray worker was given changes from cell to cell.
     """
@@ -188,6 +188,10 @@ def _child(spec_dict: dict[str, Any], cell_dir: str, token_cache: str | None, ev
     from tuning_bench.taskfiles import taskdata
 
     taskdata.warn = lambda message: None  # the parent warned about the task's data when it planned the run
+
+
+def _run_job(spec_dict: dict[str, Any], cell_dir: str, token_cache: str | None, events: Any) -> None:
+    """Run one cell in this process, sending its progress events and finally its record."""
     spec = CellSpec.from_dict(spec_dict)
     try:
         lock = lock_cell_dir(Path(cell_dir))
@@ -204,6 +208,43 @@ def _child(spec_dict: dict[str, Any], cell_dir: str, token_cache: str | None, ev
     events.put(("record", record))
 
 
+def _child(spec_dict: dict[str, Any], cell_dir: str, token_cache: str | None, events: Any, run_pid: int,
+           cpus: tuple[int, ...] | None = None, env: dict[str, str | None] | None = None) -> None:
+    """Entry point of a process that runs one cell (``--cell-process cell``)."""
+    _prepare_process(run_pid, cpus, env)
+    _run_job(spec_dict, cell_dir, token_cache, events)
+
+
+def _device_worker(jobs: Any, events: Any, run_pid: int, cpus: tuple[int, ...] | None = None,
+                   env: dict[str, str | None] | None = None) -> None:
+    """Entry point of a process that runs a device's cells one after another (``--cell-process device``).
+
+    Its imports, CUDA context and libraries' start-up are paid once, not once per cell. Between cells
+    everything a cell allocated is released (the cell's objects go out of scope; freed device memory is
+    handed back), so the next cell's CUDA memory figures, which the allocator counts from its baseline,
+    are its own. ``None`` from ``jobs`` ends the process.
+    """
+    _prepare_process(run_pid, cpus, env)
+    while (job := jobs.get()) is not None:
+        _run_job(*job, events)
+        _release_between_cells()
+
+
+def _release_between_cells() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_initialized():
+        # cuBLAS keeps its workspaces in torch's allocator for the process's life; a fresh process starts
+        # without them, so they go too, or the next cell's baseline would count the last cell's workspace.
+        clear_workspaces = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+        if clear_workspaces is not None:
+            clear_workspaces()
+        torch.cuda.empty_cache()
+
+
 def _death_reason(exitcode: int | None) -> str:
     if exitcode is not None and exitcode < 0:
         number = -exitcode
@@ -213,8 +254,45 @@ def _death_reason(exitcode: int | None) -> str:
     return f"cell process exited with code {exitcode} before reporting a result"
 
 
+@dataclass
+class _DeviceProcess:
+    """A slot's long-lived cell process (``--cell-process device``) and its two queues."""
+
+    process: Any
+    jobs: Any
+    events: Any
+    cells: int = 0  # cells it has finished
+
+    def end(self, wait: float = 10.0) -> None:
+        """Ask it to stop after its current cell (at once when idle); kill it if it does not within ``wait``."""
+        if self.process.is_alive():
+            try:
+                self.jobs.put(None)
+            except (OSError, ValueError):
+                pass
+            self.process.join(timeout=wait)
+        _stop_process(self.process)
+        for q in (self.jobs, self.events):
+            q.close()
+
+
+def _stop_process(process: Any) -> None:
+    if process.is_alive():
+        process.terminate()
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
 class LocalExecutor(Executor):
-    """Each cell in its own process (the default); one cell at a time per slot (one slot unless given more).
+    """Runs each slot's cells one at a time (one slot unless given more), in processes of their own.
+
+    ``cell_process``: ``cell`` starts a fresh process for every cell (its host-memory figures are its own);
+    ``device`` keeps one process per slot and runs the slot's cells in it one after another, so imports,
+    CUDA initialisation and library start-up are paid once per device; ``auto`` chooses ``device`` on CUDA,
+    whose memory figures come from torch's allocator and stay per cell, and ``cell`` on the CPU. A crash
+    or a kill still ends only the cell in flight: the next cell gets a new process.
 
     A slot's device replaces the spec's (``cuda`` becomes ``cuda:1``), so the record says which device
     ran the cell; the cache key holds only the device type (``runner._cell_key``).
@@ -223,9 +301,14 @@ class LocalExecutor(Executor):
     name = "local"
     announces_starts = True
 
-    def __init__(self, slots: Sequence[Slot] | None = None, env: dict[str, str | None] | None = None) -> None:
+    def __init__(self, slots: Sequence[Slot] | None = None, env: dict[str, str | None] | None = None,
+                 cell_process: str = "auto") -> None:
+        if cell_process not in CELL_PROCESS_MODES:
+            raise ValueError(f"cell_process must be one of {', '.join(CELL_PROCESS_MODES)}, not {cell_process!r}")
         self.slots = list(slots) if slots else [Slot("")]  # "": the spec's own device
-        self.env = env  # set in each cell process (see _child)
+        self.env = env  # set in each cell process (see _prepare_process)
+        self.cell_process = cell_process
+        self._devices: dict[Slot, _DeviceProcess] = {}  # each touched only by its own slot's thread
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(_PRELOAD)
 
@@ -235,54 +318,91 @@ class LocalExecutor(Executor):
 
         forkserver.ensure_running()
 
+    def reuses_process(self, slot: Slot) -> bool:
+        """Whether ``slot``'s cells share one process (see the class docstring)."""
+        if self.cell_process == "auto":
+            return slot.device.split(":", 1)[0] == "cuda"
+        return self.cell_process == "device"
+
     def run(self, jobs, on_event):
         slots = [slot if slot.device else Slot(jobs[0].spec.device if jobs else "cpu", slot.cpus) for slot in self.slots]
-        return run_in_slots(jobs, slots, self._run_one, on_event)
+        try:
+            yield from run_in_slots(jobs, slots, self._run_one, on_event)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """End the processes kept for devices (each finishes the cell it is running first)."""
+        while self._devices:
+            self._devices.popitem()[1].end()
 
     def run_one(self, job: CellJob, slot: Slot, emit: Callable[[dict[str, Any]], None],
                 stop: threading.Event | None = None) -> dict[str, Any]:
         """Run one cell in a fresh process in ``slot`` and return its record (how a Ray worker runs its cell)."""
-        return self._run_one(job, slot, emit, stop or threading.Event())
+        return self._run_in(None, job, slot, emit, stop or threading.Event())
+
+    def _device_process(self, slot: Slot) -> _DeviceProcess:
+        kept = self._devices.get(slot)
+        if kept is not None and kept.process.is_alive():
+            return kept
+        if kept is not None:
+            kept.end()
+        jobs, events = self._context.Queue(), self._context.Queue()
+        process = self._context.Process(target=_device_worker, args=(jobs, events, os.getpid(), slot.cpus, self.env),
+                                        name=f"tbench-device-{slot.device}")
+        process.start()
+        kept = self._devices[slot] = _DeviceProcess(process, jobs, events)
+        return kept
 
     def _run_one(self, job: CellJob, slot: Slot, emit: Callable[[dict[str, Any]], None],
                  stop: threading.Event) -> dict[str, Any]:
+        kept = self._device_process(slot) if self.reuses_process(slot) else None
+        return self._run_in(kept, job, slot, emit, stop)
+
+    def _run_in(self, kept: _DeviceProcess | None, job: CellJob, slot: Slot, emit: Callable[[dict[str, Any]], None],
+                stop: threading.Event) -> dict[str, Any]:
+        """Run ``job`` in the slot's kept process, or in a fresh one when ``kept`` is None."""
         spec = job.spec.to_dict() | {"device": slot.device}
-        events = self._context.Queue()
-        process = self._context.Process(
-            target=_child,
-            args=(spec, str(job.cell_dir), str(job.token_cache) if job.token_cache else None, events,
-                  os.getpid(), slot.cpus, self.env),
-            name=f"tbench-cell-{job.key[:8]}",
-        )
-        process.start()
-        record = None
-        try:
-            while record is None and not stop.is_set():
-                try:
-                    kind, payload = events.get(timeout=0.2)
-                except queue_module.Empty:
-                    if not process.is_alive():
-                        # Drain what the process sent right before it ended.
-                        try:
-                            kind, payload = events.get(timeout=1.0)
-                        except queue_module.Empty:
-                            break
-                    else:
-                        continue
-                if kind == "event":
-                    emit(payload)
-                else:
-                    record = payload
+        work = (spec, str(job.cell_dir), str(job.token_cache) if job.token_cache else None)
+        if kept is not None:
+            process, events, reused = kept.process, kept.events, kept.cells > 0
+            kept.jobs.put(work)
+        else:
+            events, reused = self._context.Queue(), False
+            process = self._context.Process(target=_child, args=(*work, events, os.getpid(), slot.cpus, self.env),
+                                            name=f"tbench-cell-{job.key[:8]}")
+            process.start()
+        record = _await_record(process, events, emit, stop)
+        if kept is None:
             if record is not None:
                 process.join(timeout=30)
-        finally:
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout=10)
-                if process.is_alive():
-                    process.kill()
-                    process.join()
+            _stop_process(process)
             events.close()
+        elif record is None:  # stopped, or the process died: the next cell gets a new one
+            self._devices.pop(slot, None)
+            kept.end(wait=0)
+        else:
+            kept.cells += 1
         if record is None:
             return job.failed("stopped" if stop.is_set() else _death_reason(process.exitcode), slot.device)
-        return record
+        return record | {"process": "reused" if reused else "fresh"}
+
+
+def _await_record(process: Any, events: Any, emit: Callable[[dict[str, Any]], None],
+                  stop: threading.Event) -> dict[str, Any] | None:
+    """Pass on a cell process's events until it sends its record; None when it died or ``stop`` was set."""
+    while not stop.is_set():
+        try:
+            kind, payload = events.get(timeout=0.2)
+        except queue_module.Empty:
+            if process.is_alive():
+                continue
+            try:  # drain what the process sent right before it ended
+                kind, payload = events.get(timeout=1.0)
+            except queue_module.Empty:
+                return None
+        if kind == "event":
+            emit(payload)
+        else:
+            return payload
+    return None

@@ -335,6 +335,9 @@ class CellRecord(Record):
     device: str | None = None  # the device that ran the cell, e.g. cuda:1 (None: written before tbench recorded it)
     executor: str | None = None  # local, in-process or ray (None: written before tbench recorded it)
     node: str | None = None  # the host name of the machine that ran the cell
+    # "fresh": a process of its own; "reused": a device's process that ran earlier cells (--cell-process
+    # device), whose host-memory figures start from what those left; None: not recorded (in-process, older runs).
+    process: str | None = None
     attempts: int | None = None  # Ray: how many times the cell was started (more than 1: see retried)
     retried: list[dict[str, Any]] = field(default_factory=list)  # Ray: the attempts whose process, worker or node died
     key: str | None = None

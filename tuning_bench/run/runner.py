@@ -170,6 +170,8 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
     source = resolve_model(catalog, settings.model, settings.trust_remote_code)
     check_trackers(settings.log_to)
     ray_executor.check_settings(settings)
+    if settings.cell_process != "auto" and settings.executor != "local":
+        raise UsageError(f"--cell-process {settings.cell_process} applies to --executor local only; leave it out")
     if settings.devices:
         slots = plan_slots(settings.devices, settings.jobs, settings.device, settings.threads, settings.executor)
         # Cells are planned for the device type; the executor gives each its slot's device (cuda:N).
@@ -369,7 +371,9 @@ def make_executor(name: str, slots: list[Slot] | None = None, settings: RunSetti
         from tuning_bench.run.ray_executor import RayExecutor
 
         return RayExecutor.from_settings(settings) if settings is not None else RayExecutor()
-    return InProcessExecutor() if name == "in-process" else LocalExecutor(slots)
+    if name == "in-process":
+        return InProcessExecutor()
+    return LocalExecutor(slots, cell_process=settings.cell_process if settings is not None else "auto")
 
 
 class RunView:

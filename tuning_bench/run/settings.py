@@ -128,6 +128,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("executor", "str", "local", "local: each cell in its own process; ray: each cell a Ray task on a cluster "
             "(pip install 'tuning-bench[ray]'; docs/scale-out.md).", choices=("local", "in-process", "ray"),
             affects_result=False),
+    Setting("cell_process", "str", "auto", "With --executor local: cell starts a fresh process for every cell (its "
+            "host-memory figures are its own); device keeps one process per device for its cells (imports and CUDA "
+            "start-up paid once); auto: device on CUDA, cell on the CPU.", choices=("auto", "cell", "device"),
+            affects_result=False),
     # The Ray settings have no value unless given (None), so that giving one without --executor ray is refused.
     Setting("cell_gpus", "float", None, "GPUs per cell with --executor ray; a fraction such as 0.5 shares a GPU.",
             minimum=0, affects_result=False, default_text="1 for cells on CUDA, 0 on the CPU"),
