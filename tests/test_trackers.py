@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,13 +81,14 @@ def test_an_unknown_tracker_is_refused_with_suggestions(tiny, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_a_tracker_not_installed_is_one_line_naming_the_pip_command(tiny, tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["tensorboard", "mlflow", "wandb", "trackio"])
+def test_a_tracker_not_installed_is_one_line_naming_the_pip_command(tiny, tmp_path, monkeypatch, name):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda module, *a: None if module == name else real(module, *a))
     with pytest.raises(UsageError) as error:
-        plan_run(settings(tmp_path, log_to=["mlflow"]), load_catalog())
-    assert str(error.value) == ("--log-to mlflow: the mlflow package is not installed; install it with "
-                                "pip install 'tuning-bench[mlflow]'")
+        plan_run(settings(tmp_path, log_to=[name]), load_catalog())
+    assert str(error.value) == (f"--log-to {name}: the {name} package is not installed; install it with "
+                                f"pip install 'tuning-bench[{name}]'")
 
 
 def test_each_cell_is_one_tracker_run_with_curves_metrics_costs_and_config(tiny, tmp_path, fake_tracker):
@@ -222,10 +226,6 @@ def wandb_offline(monkeypatch, tmp_path):
 
 def wandb_records(run_file: Path) -> list[dict]:
     """The records of an offline run's .wandb file, read by W&B's own reader (``wandb leet inspect --json``)."""
-    import json
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", str(run_file), "--json"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -276,10 +276,6 @@ def test_wandb_online_without_a_key_is_refused_before_anything_runs(tiny, tmp_pa
 def trackio_read(store: Path, project: str) -> dict:
     """Every run of a trackio project as {name: {"config", "metrics": {metric: [(step, value)]}}}, read in a
     child process by trackio's own API (it fixes its store's folder when first imported)."""
-    import json
-    import subprocess
-    import sys
-
     code = """
 import json, sys
 import trackio
@@ -325,3 +321,15 @@ def test_trackio_store_reads_back_with_trackios_api(tiny, tmp_path, monkeypatch)
     assert "train/loss" not in read["runs"]["tiny-gen/zero-shot/seed 0"]["metrics"]
     run(settings(tmp_path, log_to=["trackio"]))  # all cached and logged: no second run per cell
     assert len(trackio_read(out / "trackio", project)["runs"]) == 2
+
+
+def test_a_trackio_write_that_fails_is_a_warning_not_a_cell_marked_logged(tiny, tmp_path, monkeypatch):
+    pytest.importorskip("trackio", reason="trackio is not in the test extra (pip install 'tuning-bench[trackio]')")
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "a-file" / "store"))  # TRACKIO_DIR is used, and cannot be made
+    data, view = run(settings(tmp_path, methods=["zero-shot"], log_to=["trackio"]))
+    assert data["cells"][0]["status"] == "ok" and len(view.warnings) == 1
+    assert view.warnings[0].startswith("--log-to trackio: could not log tiny-gen/zero-shot/seed 0 (RuntimeError: ")
+    assert "Not a directory" in view.warnings[0]  # trackio's own reason, which trackio itself only warns about
+    ledger = tmp_path / "run" / tracking.LEDGER
+    assert not ledger.exists() or all(not keys for keys in json.loads(ledger.read_text()).values())

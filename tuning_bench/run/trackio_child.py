@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import warnings
 
 
 def write(payload: dict) -> None:
@@ -33,9 +34,15 @@ def write(payload: dict) -> None:
 
 def main() -> int:
     payload = json.load(sys.stdin)
-    with contextlib.redirect_stdout(sys.stderr):  # trackio's messages are for a person, not the parent
+    # trackio reports a failed write (a folder it cannot create, a locked database) as a UserWarning and
+    # goes on; here that must fail the cell's logging, or the ledger would mark a run that was never stored.
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
         try:
             write(payload)
+            problems = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+            if problems:
+                raise RuntimeError(problems[0])
         except Exception as exc:
             print(f"{type(exc).__name__}: {exc}".replace("\n", " "), file=sys.stderr)
             return 1
