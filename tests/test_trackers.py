@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -263,6 +264,8 @@ def test_wandb_offline_runs_read_back_with_wandbs_reader(tiny, tmp_path, wandb_o
     assert list(zero_shot) == [0] and "train/loss" not in zero_shot[0] and "quality/rouge_l" in zero_shot[0]
     run(settings(tmp_path, log_to=["wandb"]))  # all cached and logged: no second run per cell
     assert len(list(out.glob("wandb/offline-run-*"))) == 2
+    # Offline sends nothing: W&B's usage telemetry (OpenTelemetry export threads) never started.
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("Otel")]
 
 
 def test_wandb_online_without_a_key_is_refused_before_anything_runs(tiny, tmp_path, wandb_offline, monkeypatch):

@@ -179,6 +179,10 @@ class WandbTracker:
     def log(self, log: CellLog) -> None:
         import wandb
 
+        if self.mode:
+            # Offline for the whole process, not only for the run: W&B's own usage telemetry follows the
+            # process-wide mode, and an offline run must not send anything.
+            wandb.setup(settings=wandb.Settings(mode=self.mode))
         # console="off": W&B would otherwise wrap this process's stdout, which the run's live view writes to.
         settings = wandb.Settings(console="off", silent=True, x_disable_stats=True, disable_git=True,
                                   save_code=False, x_disable_machine_info=True)
