@@ -139,19 +139,21 @@ class MlflowTracker:
 
 # --- Weights & Biases ---------------------------------------------------------------------------
 
-W_AND_B_PROJECT = "tbench"
-_W_AND_B_LOCAL_MODES = ("offline", "dryrun", "disabled")
+WANDB_DEFAULT_PROJECT = "tbench"
+_WANDB_LOCAL_MODES = ("offline", "dryrun", "disabled")
 
 
 def wandb_problem() -> str | None:
     """Why W&B cannot log, checked before a run starts: asked to log online (``WANDB_MODE``) with no
     credentials. tbench never lets W&B prompt for a key: a prompt would stop an unattended run."""
     mode = os.environ.get("WANDB_MODE", "").strip().lower()
-    if not mode or mode in _W_AND_B_LOCAL_MODES:
+    if not mode or mode in _WANDB_LOCAL_MODES:
         return None
     import wandb
 
     with contextlib.redirect_stderr(io.StringIO()):  # its "key is configured" notes would cut into the run's view
+        # This process's W&B in the mode asked for (an earlier offline run may have set it offline).
+        wandb.setup(settings=wandb.Settings(mode=mode))
         logged_in = wandb.login(prompt=False, verify=False)
     if logged_in:
         return None
@@ -170,7 +172,7 @@ class WandbTracker:
     def __init__(self, out_dir: Path):
         self.mode = None if os.environ.get("WANDB_MODE") else "offline"  # None: W&B reads WANDB_MODE itself
         self.dir = None if os.environ.get("WANDB_DIR") else out_dir.resolve()
-        self.project = os.environ.get("WANDB_PROJECT") or W_AND_B_PROJECT
+        self.project = os.environ.get("WANDB_PROJECT") or WANDB_DEFAULT_PROJECT
         self.group = run_label(out_dir)
         where = os.environ.get("WANDB_DIR") or str(self.dir)
         self.destination = (f"mode={os.environ.get('WANDB_MODE') or 'offline'} dir={where} "
