@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -77,13 +82,14 @@ def test_an_unknown_tracker_is_refused_with_suggestions(tiny, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_a_tracker_not_installed_is_one_line_naming_the_pip_command(tiny, tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["tensorboard", "mlflow", "wandb", "trackio"])
+def test_a_tracker_not_installed_is_one_line_naming_the_pip_command(tiny, tmp_path, monkeypatch, name):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda module, *a: None if module == name else real(module, *a))
     with pytest.raises(UsageError) as error:
-        plan_run(settings(tmp_path, log_to=["mlflow"]), load_catalog())
-    assert str(error.value) == ("--log-to mlflow: the mlflow package is not installed; install it with "
-                                "pip install 'tuning-bench[mlflow]'")
+        plan_run(settings(tmp_path, log_to=[name]), load_catalog())
+    assert str(error.value) == (f"--log-to {name}: the {name} package is not installed; install it with "
+                                f"pip install 'tuning-bench[{name}]'")
 
 
 def test_each_cell_is_one_tracker_run_with_curves_metrics_costs_and_config(tiny, tmp_path, fake_tracker):
@@ -186,3 +192,149 @@ def test_mlflow_store_reads_back_with_mlflows_client(tiny, tmp_path, monkeypatch
     assert lora.data.metrics["cost/train_seconds"] == pytest.approx(record["measurements"]["train_seconds"])
     run(settings(tmp_path, log_to=["mlflow"]))  # all cached and logged: no second run per cell
     assert len(client.search_runs([experiment.experiment_id])) == 2
+
+
+def test_the_final_figures_join_the_last_step_for_trackers_whose_steps_only_go_forward():
+    from tuning_bench.run.trackers import logged_steps
+
+    log = tracking.CellLog(name="t/m/seed 0", folder="t/m/seed-0", status="ok", final_step=3,
+                           series={"train/loss": [(1, 3.0), (2, 2.0), (3, 1.0)], "validation/loss": [(2, 2.5)]},
+                           final={"quality/x": 0.5})
+    assert logged_steps(log) == [(1, {"train/loss": 3.0}), (2, {"train/loss": 2.0, "validation/loss": 2.5}),
+                                 (3, {"train/loss": 1.0, "quality/x": 0.5})]
+    log.final_step = 2  # never below a step already logged
+    assert logged_steps(log)[-1] == (3, {"train/loss": 1.0, "quality/x": 0.5})
+    assert logged_steps(tracking.CellLog(name="z", folder="z", status="ok", final={"quality/x": 1.0})) == \
+        [(0, {"quality/x": 1.0})]
+
+
+def test_run_label_is_the_folder_name_made_unique_per_path(tmp_path):
+    one, other = tracking.run_label(tmp_path / "my run.v2"), tracking.run_label(tmp_path / "x" / "my run.v2")
+    assert one.startswith("my-run-v2-") and len(one) == len("my-run-v2-") + 8 and one != other
+    assert one == tracking.run_label(tmp_path / "my run.v2")
+
+
+@pytest.fixture
+def wandb_offline(monkeypatch, tmp_path):
+    """W&B with none of the user's settings: offline by default, its config and caches in tmp_path."""
+    pytest.importorskip("wandb")
+    for name in ("WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / "wandb-home" / name.lower()))
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+
+
+def wandb_records(run_file: Path) -> list[dict]:
+    """The records of an offline run's .wandb file, read by W&B's own reader (``wandb leet inspect --json``)."""
+    done = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", str(run_file), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+def test_wandb_offline_runs_read_back_with_wandbs_reader(tiny, tmp_path, wandb_offline):
+    data, view = run(settings(tmp_path, log_to=["wandb"]))
+    assert view.warnings == []
+    out = tmp_path / "run"
+    files = sorted(out.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(files) == 2  # one W&B run per cell, offline, under the output folder
+    runs = {}
+    for file in files:
+        records = wandb_records(file)
+        header = next(r["run"] for r in records if r["type"] == "run")
+        runs[header["config"]["update"]["tbench.method"]] = (header, records)
+    assert sorted(runs) == ["lora", "zero-shot"]
+    header, records = runs["lora"]
+    record = cell_of(data, "lora")
+    assert header["display_name"] == "tiny-gen/lora/seed 0" and header["project"] == "tbench"
+    assert header["run_group"] == tracking.run_label(out) == runs["zero-shot"][0]["run_group"]
+    config = header["config"]["update"]
+    assert config["method_config.r"] == 8 and config["steps"] == 4 and config["tbench.cell_key"] == record["key"]
+    history = {r["history"]["step"]["num"]: r["history"]["item"] for r in records if r["type"] == "history"}
+    assert [history[s]["train/loss"] for s in (1, 2, 3, 4)] == pytest.approx(record["curves"]["train_loss"])
+    assert [history[s]["train/learning_rate"] for s in (1, 2, 3, 4)] == pytest.approx(record["curves"]["learning_rate"])
+    assert [(s, history[s]["validation/loss"]) for s, _ in record["curves"]["val_loss"]] == \
+        [(s, pytest.approx(v)) for s, v in record["curves"]["val_loss"]]
+    assert history[4]["quality/rouge_l"] == pytest.approx(record["quality"]["rouge_l"])
+    assert history[4]["quality/rouge_l_ci95_low"] <= history[4]["quality/rouge_l_ci95_high"]
+    assert history[4]["cost/train_seconds"] == pytest.approx(record["measurements"]["train_seconds"])
+    assert next(r["exit"] for r in records if r["type"] == "exit").get("exit_code", 0) == 0
+    zero_shot = {r["history"]["step"]["num"]: r["history"]["item"] for r in runs["zero-shot"][1] if r["type"] == "history"}
+    assert list(zero_shot) == [0] and "train/loss" not in zero_shot[0] and "quality/rouge_l" in zero_shot[0]
+    run(settings(tmp_path, log_to=["wandb"]))  # all cached and logged: no second run per cell
+    assert len(list(out.glob("wandb/offline-run-*"))) == 2
+    # Offline sends nothing: W&B's usage telemetry (OpenTelemetry export threads) never started.
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("Otel")]
+
+
+def test_wandb_online_without_a_key_is_refused_before_anything_runs(tiny, tmp_path, wandb_offline, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "online")
+    with pytest.raises(UsageError, match=r"^--log-to wandb: WANDB_MODE=online but no W&B API key is configured; "
+                                         r"run `wandb login` or set WANDB_API_KEY"):
+        plan_run(settings(tmp_path, log_to=["wandb"]), load_catalog())
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 86)  # a key (not checked with the server): the run may start
+    plan_run(settings(tmp_path, log_to=["wandb"]), load_catalog())
+
+
+def trackio_read(store: Path, project: str) -> dict:
+    """Every run of a trackio project as {name: {"config", "metrics": {metric: [(step, value)]}}}, read in a
+    child process by trackio's own API (it fixes its store's folder when first imported)."""
+    code = """
+import json, sys
+import trackio
+from trackio.sqlite_storage import SQLiteStorage
+project = sys.argv[1]
+runs = {}
+for run in trackio.Api().runs(project):
+    metrics = {}
+    for row in SQLiteStorage.get_logs(project, run.name):
+        for key, value in row.items():
+            if key not in ("step", "timestamp"):
+                metrics.setdefault(key, []).append((row["step"], value))
+    runs[run.name] = {"config": run.config, "metrics": metrics}
+print(json.dumps({"projects": SQLiteStorage.get_projects(), "runs": runs}))
+"""
+    done = subprocess.run([sys.executable, "-c", code, project], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TRACKIO_DIR": str(store)})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_trackio_store_reads_back_with_trackios_api(tiny, tmp_path, monkeypatch):
+    pytest.importorskip("trackio", reason="trackio is not in the test extra (pip install 'tuning-bench[trackio]')")
+    monkeypatch.delenv("TRACKIO_DIR", raising=False)
+    data, view = run(settings(tmp_path, log_to=["trackio"]))
+    assert view.warnings == []
+    out = tmp_path / "run"
+    project = f"tbench-{tracking.run_label(out)}"
+    read = trackio_read(out / "trackio", project)
+    assert read["projects"] == [project]  # one project per tbench run, in the run's folder
+    assert sorted(read["runs"]) == ["tiny-gen/lora/seed 0", "tiny-gen/zero-shot/seed 0"]
+    lora, record = read["runs"]["tiny-gen/lora/seed 0"], cell_of(data, "lora")
+    assert lora["config"]["method_config.r"] == 8 and lora["config"]["tbench.cell_key"] == record["key"]
+    assert lora["config"]["_Group"] == "tiny-gen/lora"
+    metrics = lora["metrics"]
+    assert [tuple(p) for p in metrics["train/loss"]] == \
+        [(s, pytest.approx(v)) for s, v in enumerate(record["curves"]["train_loss"], 1)]
+    assert [s for s, _ in metrics["train/learning_rate"]] == [1, 2, 3, 4]
+    assert [tuple(p) for p in metrics["validation/loss"]] == [(s, pytest.approx(v)) for s, v in record["curves"]["val_loss"]]
+    assert metrics["quality/rouge_l"] == [[4, pytest.approx(record["quality"]["rouge_l"])]]
+    assert metrics["quality/rouge_l_ci95_low"][0][1] <= metrics["quality/rouge_l_ci95_high"][0][1]
+    assert metrics["cost/trainable_params"] == [[4, record["measurements"]["trainable_params"]]]
+    assert "train/loss" not in read["runs"]["tiny-gen/zero-shot/seed 0"]["metrics"]
+    run(settings(tmp_path, log_to=["trackio"]))  # all cached and logged: no second run per cell
+    assert len(trackio_read(out / "trackio", project)["runs"]) == 2
+
+
+def test_a_trackio_write_that_fails_is_a_warning_not_a_cell_marked_logged(tiny, tmp_path, monkeypatch):
+    pytest.importorskip("trackio", reason="trackio is not in the test extra (pip install 'tuning-bench[trackio]')")
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "a-file" / "store"))  # TRACKIO_DIR is used, and cannot be made
+    data, view = run(settings(tmp_path, methods=["zero-shot"], log_to=["trackio"]))
+    assert data["cells"][0]["status"] == "ok" and len(view.warnings) == 1
+    assert view.warnings[0].startswith("--log-to trackio: could not log tiny-gen/zero-shot/seed 0 (RuntimeError: ")
+    assert "Not a directory" in view.warnings[0]  # trackio's own reason, which trackio itself only warns about
+    ledger = tmp_path / "run" / tracking.LEDGER
+    assert not ledger.exists() or all(not keys for keys in json.loads(ledger.read_text()).values())

@@ -118,7 +118,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sweep", "str", None, "Try learning rates around each method's default; pick by validation loss.",
             choices=tuple(SWEEPS), default_text="off"),
     Setting("out", "str", "tbench-runs/latest", "Output directory.", affects_result=False),
-    Setting("log_to", "names", [], "Experiment trackers that get one run per cell: tensorboard, mlflow.",
+    Setting("log_to", "names", [], "Experiment trackers that get one run per cell: tensorboard, mlflow, wandb, trackio.",
             affects_result=False, default_text="off"),
     Setting("options", "options", {}, "Method option overrides: {method: {option: value}}.", flag=None),
     Setting("base_quant", "str", None, "Load the base model quantized by bitsandbytes (QLoRA-style rows): nf4 or "

@@ -1,4 +1,5 @@
-"""Experiment trackers (``--log-to tensorboard,mlflow``): one tracker run per cell, grouped per tbench run.
+"""Experiment trackers (``--log-to tensorboard,mlflow,wandb,trackio``): one tracker run per cell, grouped per
+tbench run.
 
 The driver writes a cell's tracker run from the cell's finished record (``execute`` calls
 ``Tracking.log``), so tracking works the same with every executor and needs nothing inside a cell
@@ -6,7 +7,8 @@ process. What a tracker run holds (``cell_log``): the cell's config as parameter
 loss and learning rate, the validation loss at each validation; the final quality metrics with their
 95 % bootstrap intervals over the cell's test examples; and the cost figures of the record's
 measurements. A tbench run is its output folder: TensorBoard gets ``OUT/tensorboard/<task>/<method>/
-seed-N``, MLflow one experiment per output folder.
+seed-N``, MLflow one experiment per output folder, W&B one group (``run_label``) in project ``tbench``, trackio
+one project (``tbench-`` + ``run_label``).
 
 Each tracker destination logs a cell once: ``OUT/.tracked.json`` lists the cells already logged, so
 running the same command again (every cell cached) logs nothing twice, a cell that runs again
@@ -16,6 +18,7 @@ cached cells. A tracker that fails warns and the run goes on: tracking never cos
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import math
@@ -69,6 +72,15 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "_"
 
 
+def run_label(out_dir: Path) -> str:
+    """A tbench run's name for trackers that group by a short name (W&B group, trackio project): the output
+    folder's name, made unique by a hash of its absolute path, e.g. ``latest-3f9c2a1b``. Letters, digits,
+    ``-`` and ``_`` only: trackio names a project's files after what is left of its name."""
+    folder = out_dir.resolve()
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", folder.name).strip("-")[:60] or "run"
+    return f"{name}-{hashlib.sha256(str(folder).encode()).hexdigest()[:8]}"
+
+
 def cell_log(cell: CellRecord, key: str, run: str) -> CellLog:
     """The tracker run of a cell record (``key``: the cell's cache key; ``run``: the tbench run it belongs to)."""
     trial = f"/{_slug(cell.trial)}" if cell.trial else ""
@@ -120,6 +132,9 @@ class TrackerKind:
     modules: tuple[str, ...]
     install: str
     open: Callable[[Path], Any]
+    # Checked before anything runs, once the modules are found: what stops this tracker from logging
+    # (e.g. W&B asked to log online without credentials), or None.
+    preflight: Callable[[], str | None] | None = None
 
 
 def _tensorboard(out_dir: Path) -> Any:
@@ -134,10 +149,30 @@ def _mlflow(out_dir: Path) -> Any:
     return MlflowTracker(out_dir)
 
 
+def _wandb(out_dir: Path) -> Any:
+    from tuning_bench.run.trackers import WandbTracker
+
+    return WandbTracker(out_dir)
+
+
+def _wandb_preflight() -> str | None:
+    from tuning_bench.run.trackers import wandb_problem
+
+    return wandb_problem()
+
+
+def _trackio(out_dir: Path) -> Any:
+    from tuning_bench.run.trackers import TrackioTracker
+
+    return TrackioTracker(out_dir)
+
+
 TRACKERS = {
     "tensorboard": TrackerKind("tensorboard", ("tensorboard",), "pip install 'tuning-bench[tensorboard]'", _tensorboard),
     # MLflow's local store is SQLite (its file store is in maintenance mode), which needs SQLAlchemy and Alembic.
     "mlflow": TrackerKind("mlflow", ("mlflow", "sqlalchemy", "alembic"), "pip install 'tuning-bench[mlflow]'", _mlflow),
+    "wandb": TrackerKind("wandb", ("wandb",), "pip install 'tuning-bench[wandb]'", _wandb, _wandb_preflight),
+    "trackio": TrackerKind("trackio", ("trackio",), "pip install 'tuning-bench[trackio]'", _trackio),
 }
 
 
@@ -151,6 +186,9 @@ def check_trackers(names: list[str]) -> None:
         if missing:
             raise UsageError(f"--log-to {name}: the {' and '.join(missing)} package{'s are' if len(missing) > 1 else ' is'} "
                              f"not installed; install {'them' if len(missing) > 1 else 'it'} with {kind.install}")
+        problem = kind.preflight() if kind.preflight else None
+        if problem:
+            raise UsageError(f"--log-to {name}: {problem}")
 
 
 class Tracking:
