@@ -9,7 +9,8 @@ on the first --examples test prompts of the default task, with the precision `--
 - now:    generation in even batches of at most --batch (default 128, the default), through the method's
   decoding (the engine's loop for most methods, where finished rows leave the batch, instead of
   `generate`); the guard checks evaluation's own answers for the same two prompts, every token, with one
-  no-cache pass each; the same latency example.
+  no-cache pass each; the same latency example; all three in one `weights_cast_once` block, as in a
+  cell (under autocast each weight is cast to bf16 once, not at every forward pass).
 - bare:   `model.generate` one prompt at a time on the first --bare prompts (the loop a user writes).
 
 Printed per method: seconds of each part, tokens/s of generation, the before/now ratio, and how many
@@ -70,6 +71,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / "evaluation.json"))
     args = parser.parse_args()
 
+    from tuning_bench.engine.castcache import weights_cast_once
     from tuning_bench.engine.generation import (GenerationSettings, eos_ids_for, generate_all, generate_batch,
                                                 generation_guard, pick_guard_indices)
     from tuning_bench.engine.precision import choose_precision
@@ -100,10 +102,13 @@ def main() -> None:
 
         now_settings = replace(base, batch_size=args.batch, decoding=decoding)
         now = {}
-        new_answers, now["generation"] = timed(lambda: generate_all(model, prompts, now_settings))
-        guard, now["guard"] = timed(lambda: generation_guard(model, guard_prompts, now_settings,
-                                                             [new_answers[i] for i in picked]))
-        _, now["latency"] = timed(lambda: generate_batch(model, [prompts[0]], now_settings))
+        # As the cell does: one block for all three parts, the weights cast to the precision once in it
+        # (its first forward pass pays the casts, inside the generation time).
+        with weights_cast_once(model, now_settings.device, dtype):
+            new_answers, now["generation"] = timed(lambda: generate_all(model, prompts, now_settings))
+            guard, now["guard"] = timed(lambda: generation_guard(model, guard_prompts, now_settings,
+                                                                 [new_answers[i] for i in picked]))
+            _, now["latency"] = timed(lambda: generate_batch(model, [prompts[0]], now_settings))
 
         bare_tokens = 0
         start = time.perf_counter()

@@ -121,7 +121,7 @@ class _FakeStrategy:
 
 @dataclass
 class _Answerer:
-    feeder: object = field(default_factory=lambda: SimpleNamespace(device=torch.device("cpu")))
+    feeder: object = field(default_factory=lambda: SimpleNamespace(device=torch.device("cpu"), autocast_dtype=None))
     generation: object = None
     batch_size: int = 128
     progress: object = None

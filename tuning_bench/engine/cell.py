@@ -328,7 +328,7 @@ def _evaluate_phase(spec: CellSpec, task: Any, decoding: str, loaded: Any, adapt
                     log: Any, probe: Any, emit: Emit) -> _Evaluation:
     """Final validation loss, the generation guard, and test quality and one example's latency through the
     strategy for the model kind and task kind."""
-    from tuning_bench.engine.generation import generation_guard, pick_guard_indices
+    from tuning_bench.engine.castcache import weights_cast_once
     from tuning_bench.engine.strategies import Answerer, generation_settings
     from tuning_bench.engine.trainer import mean_loss
 
@@ -347,6 +347,20 @@ def _evaluate_phase(spec: CellSpec, task: Any, decoding: str, loaded: Any, adapt
                                        spec.eval_batch_size, decoding, feeder)
     answerer = Answerer(adapted, loaded.tokenizer, task, feeder, spec.eval_batch_size, settings, data.encoded.label_ids,
                         progress=lambda answered: emit({"event": "progress", "advance": answered}))
+    # Evaluation, guard and latency answer with the same weights: cast to the autocast precision once for
+    # all three instead of at every forward pass (engine.castcache; the same answers).
+    with weights_cast_once(adapted, feeder.device, feeder.autocast_dtype):
+        quality, guard, latency = _answer_phase(spec, loaded, adapted, data, settings, answerer, emit)
+    seconds = time.perf_counter() - start
+    probe.stop("eval")
+    return _Evaluation(final_val, quality, guard, latency, seconds, answerer)
+
+
+def _answer_phase(spec: CellSpec, loaded: Any, adapted: Any, data: _Data, settings: Any, answerer: Any, emit: Emit
+                  ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
+    """Test quality, the generation guard on evaluation's own answers, and one example's latency."""
+    from tuning_bench.engine.generation import generation_guard, pick_guard_indices
+
     quality = data.strategy.evaluate(answerer, data.test_examples, data.test)
     guard = None
     if loaded.kind is ModelKind.CAUSAL_LM:
@@ -363,9 +377,7 @@ def _evaluate_phase(spec: CellSpec, task: Any, decoding: str, loaded: Any, adapt
         if not report.passed:
             raise CellFailed(f"generation guard failed: {report.detail}")
     latency = data.strategy.latency(answerer, data.test[0].prompt_ids).as_record() if spec.latency else None
-    seconds = time.perf_counter() - start
-    probe.stop("eval")
-    return _Evaluation(final_val, quality, guard, latency, seconds, answerer)
+    return quality, guard, latency
 
 
 def _deployment_phase(spec: CellSpec, method: Any, adapted: Any, data: _Data, evaluation: _Evaluation, probe: Any,

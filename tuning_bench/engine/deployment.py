@@ -23,6 +23,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tuning_bench.engine.castcache import weights_cast_once
 from tuning_bench.engine.strategies import _synchronize  # the clock waits for the GPU, as latency's does
 
 SERVE_BATCH = 8
@@ -91,7 +92,11 @@ def measure_deployment(strategy: Any, answerer: Any, prompts: Sequence[Sequence[
     serve = serving_answerer(answerer)
     device = answerer.feeder.device
     batch = [list(p) for p in prompts[:SERVE_BATCH]]
-    seconds, unmerged = _timed(lambda: strategy.answer(serve, batch), device)
+    dtype = answerer.feeder.autocast_dtype
+    # Weights cast to the autocast precision once per block, as in evaluation (engine.castcache), so the
+    # figures compare with its latency; a separate block after merging, as merging changes the weights.
+    with weights_cast_once(adapted, device, dtype):
+        seconds, unmerged = _timed(lambda: strategy.answer(serve, batch), device)
     result = Deployment(throughput_batch_size=len(batch), throughput_answers_per_second=len(batch) / seconds)
     context = method.merged(adapted)
     if context is not None:
@@ -102,8 +107,9 @@ def measure_deployment(strategy: Any, answerer: Any, prompts: Sequence[Sequence[
                 detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "no message"
                 result.merge_refused = f"{type(exc).__name__}: {detail}"
             else:
-                latency = strategy.latency(serve, batch[0])
-                merged_seconds, merged = _timed(lambda: strategy.answer(serve, batch), device)
+                with weights_cast_once(adapted, device, dtype):
+                    latency = strategy.latency(serve, batch[0])
+                    merged_seconds, merged = _timed(lambda: strategy.answer(serve, batch), device)
                 differing = sum(a != b for a, b in zip(unmerged, merged))
                 result.merged_answers_compared = len(batch)
                 if unmerged_latency is not None and unmerged_latency.get("text") is not None:
