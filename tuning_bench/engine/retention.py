@@ -26,7 +26,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -265,3 +265,35 @@ class RetentionMeter:
             probe_fingerprint=probe.fingerprint if probe else None,
             tasks=entries, tasks_change=sum(towards_better) / len(towards_better) if towards_better else None,
             seconds=before.seconds + after.seconds)
+
+
+# --- The cell's two retention phases (engine/cell.py runs them in order) ---------------------------
+
+def retention_base_phase(spec: Any, method: Any, own_task: str, tasks: Sequence[Task], loaded: Any, fmt: Any,
+                         strategy: Any, device: torch.device, emit: Callable[[dict[str, Any]], None]
+                         ) -> RetentionMeter | str | None:
+    """Measure the base model for retention before the method adapts it (``spec``: the cell's
+    ``CellSpec``). Returns the meter; a reason string when retention cannot be measured (an encoder);
+    None when the cell trains nothing or retention is off."""
+    if not (spec.retention and method.trains and spec.steps):
+        return None
+    if loaded.kind is not ModelKind.CAUSAL_LM:
+        return ENCODER_SKIP
+    emit({"event": "phase", "phase": "retention: measuring the base model"})
+    meter = RetentionMeter(loaded, own_task, tasks, fmt, strategy, device,
+                           torch.bfloat16 if spec.precision == "bf16" else None, spec.eval_batch_size, spec.max_length,
+                           spec.retention_examples, spec.max_new_tokens, probe_folder())
+    meter.measure_base(loaded.model)
+    return meter
+
+
+def retention_trained_phase(meter: RetentionMeter | str | None, adapted: Any, decoding: str,
+                            emit: Callable[[dict[str, Any]], None]) -> Retention | None:
+    """The trained model's side of retention, paired with the base model's (a ``Retention`` record);
+    ``meter`` is what ``retention_base_phase`` returned."""
+    if meter is None:
+        return None
+    if isinstance(meter, str):
+        return Retention.of(skipped=meter)
+    emit({"event": "phase", "phase": "retention: measuring the trained model"})
+    return meter.measure_trained(adapted, decoding)
