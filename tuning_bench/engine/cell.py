@@ -176,7 +176,7 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     from tuning_bench.engine.retention import retention_base_phase, retention_trained_phase
 
     retention = retention_base_phase(spec, method, task.name, list(catalog.tasks), loaded, data.fmt, data.strategy,
-                                     device, emit)
+                                     device, emit, base_cache=token_cache)  # the base side: once per run
 
     _set_determinism(spec.seed)
     from tuning_bench.engine.head import adapt_for_training

@@ -183,7 +183,10 @@ class Retention(Record):
     probe_fingerprint: str | None = None
     tasks: list[TaskRetention] = nested(TaskRetention, many=True)
     tasks_change: float | None = None  # mean over tasks of the change towards better (negative: worse)
-    seconds: float | None = None
+    seconds: float | None = None  # the time retention added to this cell (both sides; see base_reused)
+    # True: the base side was measured by another cell of the run and read here (its seconds are then only
+    # the reading and the other tasks' encoding); None: a record from before the base side was shared.
+    base_reused: bool | None = None
     skipped: str | None = None
 
 
