@@ -93,12 +93,12 @@ def test_the_probe_is_made_once_per_model_and_reused_from_the_cache(tmp_path, mo
     assert again == meter.probe and again.fingerprint == meter.probe.fingerprint
 
 
-def cell(tmp_path, name, **overrides):
+def cell(tmp_path, name, run_cache=None, **overrides):
     values = dict(task="tiny-gen", method="lora", seed=0, model="tiny-llama", method_config={}, steps=3,
                   batch_size=4, val_examples=4, val_every=3, eval_batch_size=8, samples=1, latency=False,
                   retention_examples=2)
     values.update(overrides)
-    record = run_cell(CellSpec(**values), tmp_path / name, None)
+    record = run_cell(CellSpec(**values), tmp_path / name, run_cache)
     assert record["status"] == "ok", record["error"]
     return CellRecord.from_json(record)
 
@@ -117,6 +117,58 @@ def test_cells_record_retention_for_trained_methods_only(tiny, tmp_path, monkeyp
     assert cell(tmp_path, "none", retention=False).measurements.retention is None
     encoder = cell(tmp_path, "bert", model="tiny-bert", task="tiny-cls").measurements.retention
     assert encoder.skipped == ENCODER_SKIP and encoder.probe_loss_before is None
+
+
+def base_side(retention: Retention) -> tuple:
+    """The figures of a retention record that come from the base model."""
+    return (retention.probe_loss_before, retention.probe_texts, retention.probe_tokens, retention.probe_fingerprint,
+            [(entry.task, entry.before, entry.error) for entry in retention.tasks])
+
+
+def test_the_base_side_is_measured_once_per_run_and_reused_with_identical_figures(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("TBENCH_CACHE", str(tmp_path / "cache"))
+    from tuning_bench.engine import retention
+
+    measured = []
+    measure = retention.RetentionMeter._measure_base_model
+    monkeypatch.setattr(retention.RetentionMeter, "_measure_base_model",
+                        lambda meter, model: (measured.append(meter.own_task), measure(meter, model))[1])
+    cells = [dict(method="lora", seed=0), dict(method="lora", seed=1), dict(method="prompt", seed=0)]
+    # Without the run's cache folder every cell measures the base model itself, as before.
+    alone = [cell(tmp_path, f"alone-{i}", **c) for i, c in enumerate(cells)]
+    assert len(measured) == 3 and not any(r.measurements.retention.base_reused for r in alone)
+    # With it, the first cell measures and stores the base side; the others read it.
+    run_cache = tmp_path / "out" / ".cache"
+    shared = [cell(tmp_path, f"shared-{i}", run_cache, **c) for i, c in enumerate(cells)]
+    assert len(measured) == 4
+    assert [r.measurements.retention.base_reused for r in shared] == [False, True, True]
+    assert len(list(run_cache.glob("retention-base-*.json"))) == 1
+    for a, s in zip(alone, shared):
+        ra, rs = a.measurements.retention, s.measurements.retention
+        assert base_side(rs) == base_side(ra) and ra.probe_loss_before is not None
+        # The trained side, the changes and everything else the cell measured are unchanged too.
+        assert (rs.probe_loss_after, rs.probe_loss_change, rs.tasks_change) == \
+            (ra.probe_loss_after, ra.probe_loss_change, ra.tasks_change)
+        assert [e.to_json() for e in rs.tasks] == [e.to_json() for e in ra.tasks]
+        assert s.curves.train_loss == a.curves.train_loss and s.quality == a.quality
+        assert s.measurements.final_val_loss == a.measurements.final_val_loss
+    # A reusing cell skips the measurement: its retention costs less than the cell that measured.
+    assert shared[1].measurements.retention.seconds < shared[0].measurements.retention.seconds
+    # A setting the base side depends on makes another key: measured again, not read.
+    other = cell(tmp_path, "shared-other", run_cache, retention_examples=1)
+    assert len(measured) == 5 and other.measurements.retention.base_reused is False
+    assert len(list(run_cache.glob("retention-base-*.json"))) == 2
+
+
+def test_a_damaged_stored_base_side_is_measured_again(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("TBENCH_CACHE", str(tmp_path / "cache"))
+    run_cache = tmp_path / ".cache"
+    first = cell(tmp_path, "first", run_cache).measurements.retention
+    [stored] = run_cache.glob("retention-base-*.json")
+    stored.write_text("{not json")
+    again = cell(tmp_path, "again", run_cache).measurements.retention
+    assert again.base_reused is False and base_side(again) == base_side(first)
+    assert json.loads(stored.read_text())["probe_loss"] == first.probe_loss_before  # stored anew
 
 
 def with_retention(data: dict) -> dict:

@@ -63,6 +63,9 @@ def test_grid_produces_schema_valid_results_and_reports(tiny, tmp_path):
     # seeds differ: the sampled batches differ, so the trained loss curves differ
     lora = [c for c in on_disk["cells"] if c["method"] == "lora"]
     assert lora[0]["curves"]["train_loss"] != lora[1]["curves"]["train_loss"]
+    # retention's base side is the same for both seeds: the first cell measures it, the second reads it
+    assert [c["measurements"]["retention"]["base_reused"] for c in lora] == [False, True]
+    assert len(list((out / ".cache").glob("retention-base-*.json"))) == 1
 
 
 def test_second_invocation_runs_nothing_and_force_reruns(tiny, tmp_path):

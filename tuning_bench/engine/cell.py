@@ -173,7 +173,10 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     if reason:
         return {**family, "status": "not_applicable", "error": reason}
     data = _prepare_data(spec, task, method, config, loaded, token_cache, emit)
-    retention = _retention_meter(spec, method, task, catalog, loaded, data, device, emit)
+    from tuning_bench.engine.retention import retention_base_phase, retention_trained_phase
+
+    retention = retention_base_phase(spec, method, task.name, list(catalog.tasks), loaded, data.fmt, data.strategy,
+                                     device, emit, base_cache=token_cache)  # the base side: once per run
 
     _set_determinism(spec.seed)
     from tuning_bench.engine.head import adapt_for_training
@@ -189,7 +192,7 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
                          torch.bfloat16 if spec.precision == "bf16" else None, data.strategy)
     log = _train_phase(spec, method, config, adapted, data, feeder, probe, emit) if method.trains and spec.steps else None
     evaluation = _evaluate_phase(spec, task, method.decoding_for(config), loaded, adapted, data, feeder, log, probe, emit)
-    retained = _retention_phase(retention, adapted, method.decoding_for(config), emit) if log is not None else None
+    retained = retention_trained_phase(retention, adapted, method.decoding_for(config), emit) if log is not None else None
 
     from tuning_bench.engine.state import save_state
 
@@ -197,7 +200,10 @@ def _run(spec: CellSpec, cell_dir: Path, token_cache: Path | None, emit: Emit) -
     if learned is not None:  # a trained hard prompt: part of the prompt every answer was given
         data.prompt_record["learned"] = learned
     state = save_state(method, adapted, spec.keep, cell_dir / "state", data.prompt_record)
-    deployment = _deployment_phase(spec, method, adapted, data, evaluation, probe, emit) if spec.latency else None
+    from tuning_bench.engine.deployment import deployment_phase
+
+    deployment = (deployment_phase(data.strategy, evaluation.answerer, [e.prompt_ids for e in data.test], method,
+                                   adapted, evaluation.latency, probe, emit, data.warnings) if spec.latency else None)
     return {**family, **_record(spec, task, loaded, adapted, config, data, log, evaluation, state, probe.finish(),
                                 load_seconds, deployment, retained)}
 
@@ -281,39 +287,6 @@ def _train_phase(spec: CellSpec, method: Any, config: dict[str, Any], adapted: A
     return log
 
 
-def _retention_meter(spec: CellSpec, method: Any, task: Any, catalog: Any, loaded: Any, data: _Data, device: Any,
-                     emit: Emit) -> Any:
-    """Measure the base model for retention (engine/retention.py) before the method adapts it. Returns the
-    meter; a reason string when retention cannot be measured (an encoder); None when the cell trains nothing
-    or retention is off."""
-    if not (spec.retention and method.trains and spec.steps):
-        return None
-    import torch
-
-    from tuning_bench.engine.retention import ENCODER_SKIP, RetentionMeter, probe_folder
-
-    if loaded.kind is not ModelKind.CAUSAL_LM:
-        return ENCODER_SKIP
-    emit({"event": "phase", "phase": "retention: measuring the base model"})
-    meter = RetentionMeter(loaded, task.name, list(catalog.tasks), data.fmt, data.strategy, device,
-                           torch.bfloat16 if spec.precision == "bf16" else None, spec.eval_batch_size, spec.max_length,
-                           spec.retention_examples, spec.max_new_tokens, probe_folder())
-    meter.measure_base(loaded.model)
-    return meter
-
-
-def _retention_phase(meter: Any, adapted: Any, decoding: str, emit: Emit) -> Any:
-    """The trained model's side of retention, paired with the base model's (a ``Retention`` record)."""
-    from tuning_bench.run.records import Retention
-
-    if meter is None:
-        return None
-    if isinstance(meter, str):
-        return Retention.of(skipped=meter)
-    emit({"event": "phase", "phase": "retention: measuring the trained model"})
-    return meter.measure_trained(adapted, decoding)
-
-
 @dataclass
 class _Evaluation:
     final_val: float | None
@@ -378,23 +351,6 @@ def _answer_phase(spec: CellSpec, loaded: Any, adapted: Any, data: _Data, settin
             raise CellFailed(f"generation guard failed: {report.detail}")
     latency = data.strategy.latency(answerer, data.test[0].prompt_ids).as_record() if spec.latency else None
     return quality, guard, latency
-
-
-def _deployment_phase(spec: CellSpec, method: Any, adapted: Any, data: _Data, evaluation: _Evaluation, probe: Any,
-                      emit: Emit) -> Any:
-    """Throughput at batch 8, and latency and throughput merged where the method can merge, with the
-    serving peak memory (engine.deployment)."""
-    from tuning_bench.engine.deployment import measure_deployment
-
-    emit({"event": "phase", "phase": "measuring deployment cost"})
-    probe.start("serve")
-    deployment = measure_deployment(data.strategy, evaluation.answerer, [e.prompt_ids for e in data.test], method,
-                                    adapted, evaluation.latency)
-    probe.stop("serve")
-    if deployment.warning():
-        data.warnings.append(deployment.warning())
-        emit({"event": "warning", "message": deployment.warning()})
-    return deployment
 
 
 def _record(spec: CellSpec, task: Any, loaded: Any, adapted: Any, config: dict[str, Any], data: _Data, log: Any,

@@ -121,3 +121,18 @@ def measure_deployment(strategy: Any, answerer: Any, prompts: Sequence[Sequence[
                 result.merged_outputs_match = differing == 0
     result.deployment_seconds = time.perf_counter() - start
     return result
+
+
+def deployment_phase(strategy: Any, answerer: Any, prompts: Sequence[Sequence[int]], method: Any, adapted: Any,
+                     unmerged_latency: dict[str, Any] | None, probe: Any, emit: Callable[[dict[str, Any]], None],
+                     warnings: list[str]) -> Deployment:
+    """The cell's deployment phase (engine/cell.py): ``measure_deployment`` with the serving peak memory
+    (``probe``: the cell's ``MemoryProbe``); a warning, if any, is appended to ``warnings`` and emitted."""
+    emit({"event": "phase", "phase": "measuring deployment cost"})
+    probe.start("serve")
+    deployment = measure_deployment(strategy, answerer, prompts, method, adapted, unmerged_latency)
+    probe.stop("serve")
+    if deployment.warning():
+        warnings.append(deployment.warning())
+        emit({"event": "warning", "message": deployment.warning()})
+    return deployment

@@ -16,17 +16,24 @@ initialised adapter, whose initial state (prompt tuning's initial prompt, a rand
 the output and would make training look like it repaired forgetting. For PEFT methods this equals the
 trained model with its adapter disabled (``disable_adapter``; tests/test_retention.py checks it); for full
 fine-tuning it is the model before training starts; it needs no hook from third-party methods.
+
+The base side is the same for every trained cell of a run that shares the model, precision, device,
+task and retention settings, so it is measured once: the first cell stores it (with its probe) in the
+run's cache folder (``OUT/.cache/retention-base-KEY.json``, written atomically), keyed by everything
+it depends on (``RetentionMeter.base_key``); the other cells read it (``Retention.base_reused``). Cells
+that start together may both measure it: a race costs a measurement, never a wrong figure.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +59,7 @@ PROBE_PROMPTS = (
 )
 PROBE_NEW_TOKENS = 24
 PROBE_VERSION = 1  # bump when how the probe is made changes: old cached probes are then not reused
+BASE_VERSION = 1  # bump when how the base side is measured changes: stored base sides are then not reused
 
 ENCODER_SKIP = ("an encoder has no language-model head to probe, and its classification head is this task's: "
                 "retention is measured on causal LMs only")
@@ -169,10 +177,16 @@ class RetentionMeter:
 
     def __init__(self, loaded: Any, own_task: str, tasks: Sequence[Task], fmt: Any, strategy: Any,
                  device: torch.device, autocast_dtype: torch.dtype | None, batch_size: int, max_length: int,
-                 examples: int, max_new_tokens: int, probe_cache: Path | None) -> None:
+                 examples: int, max_new_tokens: int, probe_cache: Path | None, base_cache: Path | None = None,
+                 base_context: Any = None) -> None:
         self.loaded, self.fmt, self.strategy, self.device = loaded, fmt, strategy, device
         self.autocast_dtype, self.batch_size, self.max_new_tokens = autocast_dtype, batch_size, max_new_tokens
+        self.own_task, self.max_length, self.examples = own_task, max_length, examples
         self.probe_cache = probe_cache
+        # Where the base side is shared between the cells of a run (None: measured in every cell), and what
+        # else decides the base model as loaded (e.g. --base-quant), for the key.
+        self.base_cache, self.base_context = base_cache, base_context
+        self.base_reused = False
         start = time.perf_counter()
         self.others, self.failed = (other_tasks(tasks, own_task, loaded.tokenizer, fmt, max_length, examples)
                                     if examples else ([], []))
@@ -220,9 +234,23 @@ class RetentionMeter:
 
     @torch.no_grad()
     def measure_base(self, model: Any) -> None:
-        """Measure the base model (call before ``adapt``); on a GPU it visits the device and goes back, so
-        the method adapts the model where it always did."""
+        """Measure the base model (call before ``adapt``), or read the side another cell of the run stored
+        under ``base_key``; on a GPU it visits the device and goes back, so the method adapts the model
+        where it always did."""
         start = time.perf_counter()
+        path = self._base_path()
+        stored = _read_base(path) if path is not None else None
+        if stored is not None:
+            self.probe, self.base = stored
+            self.base_reused = True
+        else:
+            self._measure_base_model(model)
+            if path is not None:
+                _write_base(path, self.probe, self.base)
+        # With the probe, when it was made here, and the other tasks' encoding (needed for the trained side).
+        self.base.seconds = time.perf_counter() - start + self.prepare_seconds
+
+    def _measure_base_model(self, model: Any) -> None:
         moved = self.device.type != "cpu"
         if moved:
             model.to(self.device)
@@ -235,8 +263,32 @@ class RetentionMeter:
         finally:
             if moved:
                 model.to("cpu")
-        # With the probe, when it was made here, and the other tasks' encoding.
-        self.base.seconds = time.perf_counter() - start + self.prepare_seconds
+
+    def base_key(self) -> str:
+        """A hash of everything the base side depends on: the model and how it was loaded, the probe, the
+        cell's task (left out of the others; its kind picks the strategy), every other task and its data,
+        the prompt format, precision, device, batch size, lengths, examples, CPU threads and package
+        versions. No random number is drawn, so the seed is not part of it."""
+        from tuning_bench.engine.measure import package_versions
+
+        device = self.device.type
+        if device == "cuda":
+            device += ":" + torch.cuda.get_device_name(self.device)  # results differ between GPU models
+        return cache_key(
+            BASE_VERSION, PROBE_VERSION, PROBE_PROMPTS, PROBE_NEW_TOKENS, self.loaded.fingerprint,
+            self.loaded.kind.value, self.base_context, self.own_task, type(self.strategy).__name__,
+            [(other.task.name, other.task.fingerprint()) for other in self.others],
+            dataclasses.asdict(self.fmt) if dataclasses.is_dataclass(self.fmt) else repr(self.fmt),
+            str(self.autocast_dtype), device, torch.get_num_threads(), self.batch_size, self.max_length,
+            self.examples, self.max_new_tokens, package_versions())
+
+    def _base_path(self) -> Path | None:
+        if self.base_cache is None:
+            return None
+        try:
+            return self.base_cache / f"retention-base-{self.base_key()}.json"
+        except Exception:  # a task whose fingerprint fails: measured here, not shared
+            return None
 
     @torch.no_grad()
     def measure_trained(self, adapted: Any, decoding: str) -> Retention:
@@ -264,4 +316,69 @@ class RetentionMeter:
             probe_texts=len(probe.texts) if probe else 0, probe_tokens=probe.tokens if probe else 0,
             probe_fingerprint=probe.fingerprint if probe else None,
             tasks=entries, tasks_change=sum(towards_better) / len(towards_better) if towards_better else None,
-            seconds=before.seconds + after.seconds)
+            seconds=before.seconds + after.seconds, base_reused=self.base_reused)
+
+
+def _write_base(path: Path, probe: Probe | None, side: _Side) -> None:
+    """Store a measured base side (and the probe it was measured on) atomically; never fails the cell."""
+    payload = {"version": BASE_VERSION, "probe": probe.texts if probe is not None else None,
+               "probe_loss": side.probe_loss, "scores": side.scores, "errors": side.errors,
+               "measured_seconds": side.seconds}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
+            json.dump(payload, handle)  # floats as repr: they read back bit for bit
+        os.replace(handle.name, path)
+    except (OSError, TypeError, ValueError):
+        pass  # an unwritable cache (or an unexpected value) costs the next cell a measurement, not the cell
+
+
+def _read_base(path: Path) -> tuple[Probe | None, _Side] | None:
+    """A stored base side, or None when there is none (or it is damaged: then it is measured again)."""
+    try:
+        raw = json.loads(path.read_text())
+        if raw["version"] != BASE_VERSION:
+            return None
+        probe = Probe([(list(map(int, p)), list(map(int, c))) for p, c in raw["probe"]]) \
+            if raw["probe"] is not None else None
+        loss = raw["probe_loss"]
+        side = _Side(probe_loss=float(loss) if loss is not None else None,
+                     scores={str(k): float(v) if v is not None else None for k, v in raw["scores"].items()},
+                     errors={str(k): str(v) for k, v in raw["errors"].items()})
+        return probe, side
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+# --- The cell's two retention phases (engine/cell.py runs them in order) ---------------------------
+
+def retention_base_phase(spec: Any, method: Any, own_task: str, tasks: Sequence[Task], loaded: Any, fmt: Any,
+                         strategy: Any, device: torch.device, emit: Callable[[dict[str, Any]], None],
+                         base_cache: Path | None = None) -> RetentionMeter | str | None:
+    """Measure the base model for retention before the method adapts it (``spec``: the cell's
+    ``CellSpec``), or reuse the base side another cell of the run stored in ``base_cache`` (the run's
+    cache folder). Returns the meter; a reason string when retention cannot be measured (an encoder);
+    None when the cell trains nothing or retention is off."""
+    if not (spec.retention and method.trains and spec.steps):
+        return None
+    if loaded.kind is not ModelKind.CAUSAL_LM:
+        return ENCODER_SKIP
+    emit({"event": "phase", "phase": "retention: measuring the base model"})
+    meter = RetentionMeter(loaded, own_task, tasks, fmt, strategy, device,
+                           torch.bfloat16 if spec.precision == "bf16" else None, spec.eval_batch_size, spec.max_length,
+                           spec.retention_examples, spec.max_new_tokens, probe_folder(), base_cache,
+                           {"model": spec.model, "base_quant": spec.base_quant, "precision": spec.precision})
+    meter.measure_base(loaded.model)
+    return meter
+
+
+def retention_trained_phase(meter: RetentionMeter | str | None, adapted: Any, decoding: str,
+                            emit: Callable[[dict[str, Any]], None]) -> Retention | None:
+    """The trained model's side of retention, paired with the base model's (a ``Retention`` record);
+    ``meter`` is what ``retention_base_phase`` returned."""
+    if meter is None:
+        return None
+    if isinstance(meter, str):
+        return Retention.of(skipped=meter)
+    emit({"event": "phase", "phase": "retention: measuring the trained model"})
+    return meter.measure_trained(adapted, decoding)

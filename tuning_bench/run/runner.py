@@ -27,11 +27,11 @@ from tuning_bench.run.executor import CellJob, Executor, InProcessExecutor, Loca
 from tuning_bench.host.lookup import resolve_model, resolve_task
 from tuning_bench.engine.measure import package_versions
 from tuning_bench.engine.precision import PrecisionChoice, choose_precision
-from tuning_bench.api.method import Method
 from tuning_bench.api.model import ModelSource
 from tuning_bench.host.plugins import Catalog, extra_modules
 from tuning_bench.run import ray_executor
 from tuning_bench.run.output import OutputLock, check_output_folder
+from tuning_bench.run.planning import plan_methods, sweep_trials
 from tuning_bench.run.records import CellRecord, RunDocument, RunInfo
 from tuning_bench.run.results import SCHEMA, SCHEMA_VERSION, clean_floats, csv_text, write_json
 from tuning_bench.run.settings import SETTINGS, SWEEPS, RunSettings, outside_cache_key
@@ -113,50 +113,11 @@ def _cell_key(spec: CellSpec, task_fingerprint: str, model_fingerprint: str) -> 
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def _configured_methods(settings: RunSettings, catalog: Catalog) -> dict[str, Method]:
-    """The method that runs each ``--method-config NAME=FILE``: the one installed method that takes config files."""
-    if not settings.method_files:
-        return {}
-    takers = [method for method in catalog.methods if method.config_file_option]
-    if len(takers) != 1:
-        found = f"several do ({', '.join(m.name for m in takers)}); block all but one with TBENCH_BLOCK_PLUGINS" \
-            if takers else "none of the installed methods does"
-        raise UsageError(f"--method-config needs a method that takes a configuration file; {found}")
-    for name in settings.method_files:
-        if name in catalog.methods:
-            raise UsageError(f"--method-config {name}=…: '{name}' is already a registered method; "
-                             "give the configuration another name")
-    return {name: takers[0] for name in settings.method_files}
-
-
 def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan:
     """Validate every name, option and number, and lay out the cells; raises UsageError before any work.
 
-    A ``--method-config NAME=FILE`` is a method of the run named NAME (records and reports use the name),
-    run by the method that takes config files, with its config-file option set to FILE."""
-    configured = _configured_methods(settings, catalog)
-
-    def method_of(name: str) -> Method:
-        return configured[name] if name in configured else catalog.methods.get(name)
-
-    methods = list(settings.methods) or [name for name in catalog.methods.names()
-                                         if catalog.methods.get(name).in_default_run or name in settings.options]
-    methods += [name for name in configured if name not in methods]
-    for name in methods:
-        method_of(name)  # unknown names fail here, with suggestions
-    for name in settings.options:
-        if name not in methods:
-            if name not in catalog.methods:
-                catalog.methods.get(name)
-            raise UsageError(f"--set {name}.…: method '{name}' is not part of this run (methods: {', '.join(methods)})")
-
-    def config_of(name: str) -> dict[str, Any]:
-        if name in configured:
-            overrides = {configured[name].config_file_option: settings.method_files[name], **settings.options.get(name, {})}
-            return configured[name].resolve_config(overrides, where=f"--method-config {name}")
-        return method_of(name).resolve_config(settings.options.get(name, {}))
-
-    method_configs = {name: config_of(name) for name in methods}
+    The methods and their configurations (``--set``, ``--method-config``) are planned by ``run/planning``."""
+    methods = plan_methods(settings, catalog)
     task_names = list(settings.tasks) + list(settings.task_files)
     if not task_names:
         raise UsageError("no task to run: give --tasks NAME[,NAME] or --task-file FILE.yaml")
@@ -196,25 +157,20 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
         steps = (epoch_steps(settings.epochs, len(tasks[task_name].splits()["train"]), settings.batch_size)
                  if settings.epochs else settings.steps)
         val_every = settings.val_every or max(1, steps // (10 if settings.patience else 4))  # a curve, cheaply
-        for method_name in methods:
-            method = method_of(method_name)
-            trials: list[tuple[str, dict[str, Any]]] = [("", method_configs[method_name])]
-            if sweep and method.trains:
-                base = method_configs[method_name][sweep["parameter"]]
-                trials = [(f"{sweep['parameter']}={base * f:.3g}", {**method_configs[method_name], sweep["parameter"]: float(f"{base * f:.3g}")})
-                          for f in sweep["factors"]]
+        for method_name in methods.names:
+            trials = sweep_trials(methods.method_of(method_name), methods.configs[method_name], sweep)
             for seed in settings.seeds:
                 for trial, config in trials:
                     per_cell = {s.name: getattr(settings, s.name) for s in SETTINGS if s.per_cell}
                     per_cell.update(device=device, precision=precision,
                                     steps=steps, val_every=val_every)
                     spec = CellSpec(task=task_name, task_name=tasks[task_name].name, method=method_name, seed=seed,
-                                    method_config=config, runs_as=method.name if method_name in configured else "",
+                                    method_config=config, runs_as=methods.runs_as(method_name),
                                     plugin_modules=extra_modules(), trial=trial, **per_cell)
                     key = _cell_key(spec, task_fingerprints[task_name], model_fingerprint)
                     jobs.append(CellJob(spec, key, out_dir / "cells" / key, token_cache))
-    return Plan(settings, out_dir, tasks, source, jobs, method_configs, sweep, command, task_fingerprints,
-                precision_choice, slots, {name: method_of(name).family for name in methods})
+    return Plan(settings, out_dir, tasks, source, jobs, methods.configs, sweep, command, task_fingerprints,
+                precision_choice, slots, methods.families)
 
 
 def _record_path(job: CellJob) -> Path:
