@@ -93,3 +93,29 @@ def test_peft_runs_a_method_comparison_config_on_smollm2(prepared, tmp_path):
     assert record["status"] == "ok", record["error"]
     assert record["guard"]["passed"] and record["guard"]["compared_tokens"] >= 8, record["guard"]
     assert record["measurements"]["trainable_params"] > 0 and record["state"]["kind"] == "peft-adapter"
+
+
+def test_retention_base_side_is_measured_once_and_reused_with_equal_figures_on_smollm2(prepared, tmp_path):
+    run_cache = tmp_path / "out" / ".cache"
+    small = dict(steps=1, eval_examples=1, val_examples=1, retention=True, retention_examples=1)
+
+    def retention(name, run_cache=None, **overrides):
+        values = dict(task="product-descriptions", method="lora", seed=0, model="smollm2-135m", method_config={},
+                      batch_size=2, eval_batch_size=2, samples=0, latency=False, **small)
+        values.update(overrides)
+        record = run_cell(CellSpec(**values), tmp_path / name, run_cache)
+        assert record["status"] == "ok", record["error"]
+        return record["measurements"]["retention"]
+
+    alone = retention("alone")  # measures its base side, as every cell did before
+    first = retention("first", run_cache, method="prompt", seed=1)  # another method and seed: the same base side
+    reused = retention("reused", run_cache)
+    assert (alone["base_reused"], first["base_reused"], reused["base_reused"]) == (False, False, True)
+    base = ("probe_loss_before", "probe_texts", "probe_tokens", "probe_fingerprint")
+    assert [first[k] for k in base] == [alone[k] for k in base] and alone["probe_loss_before"] > 0
+    assert [(t["task"], t["before"]) for t in first["tasks"]] == [(t["task"], t["before"]) for t in alone["tasks"]]
+    # The reusing cell's figures equal those of the same cell measuring alone, and its retention costs less.
+    assert {k: v for k, v in reused.items() if k not in ("seconds", "base_reused")} == \
+        {k: v for k, v in alone.items() if k not in ("seconds", "base_reused")}
+    assert reused["seconds"] < alone["seconds"]
+    print(f"retention seconds: measured alone {alone['seconds']:.2f}, reused {reused['seconds']:.2f}")  # shown with -s
