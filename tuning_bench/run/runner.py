@@ -393,6 +393,8 @@ def execute(plan: Plan, executor: Executor | None = None, view: RunView | None =
                 cached.add(job.key)
             else:
                 todo.append(job)
+        if todo and hasattr(executor, "start"):
+            executor.start()  # the fork server's imports (seconds) overlap with verifying the model below
         if todo and prepare_model:
             try:
                 plan.source.prepare()  # fetch and verify once, in this process, before any cell loads
@@ -405,8 +407,6 @@ def execute(plan: Plan, executor: Executor | None = None, view: RunView | None =
         for job in plan.jobs:
             if job.key in cached:  # logged once per tracker: a cached cell only if that tracker lacks it
                 tracking.log(records[job.key], job.key)
-        if todo and hasattr(executor, "start"):
-            executor.start()
         starts = iter(range(len(todo)))
 
         def on_event(job: CellJob, event: dict[str, Any]) -> None:
