@@ -59,3 +59,23 @@ def test_prompts_that_begin_alike_answer_in_a_batch_as_each_does_alone(decoding)
     assert generation_guard(model, prompts, settings, batched).passed
     if decoding == "engine":  # and as the model's own generate answers the padded batch
         assert batched == generate_all(model, prompts, replace(settings, decoding="generate"))
+
+
+def test_a_cache_with_reserved_room_holds_what_appending_holds():
+    from tuning_bench.engine.kvcache import reserve_room
+
+    tokenizer = tiny_tokenizer()
+    model = tiny_llama(tokenizer, seed=3).eval()
+    ids = torch.tensor(_prompts(tokenizer)[:2][0:1])
+    with torch.no_grad():
+        appended = model(input_ids=ids, use_cache=True).past_key_values
+        roomy = model(input_ids=ids, use_cache=True).past_key_values
+        reserve_room(roomy, 2)
+        assert all(type(layer).__name__ == "_RoomyLayer" for layer in roomy.layers)
+        for step in range(4):  # past the reserved room too: it grows as a dynamic layer does
+            token = torch.tensor([[5 + step]])
+            a = model(input_ids=token, past_key_values=appended, use_cache=True).logits
+            b = model(input_ids=token, past_key_values=roomy, use_cache=True).logits
+            assert torch.equal(a, b)
+        for plain, reserved in zip(appended.layers, roomy.layers):
+            assert torch.equal(plain.keys, reserved.keys) and torch.equal(plain.values, reserved.values)
