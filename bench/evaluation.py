@@ -17,7 +17,8 @@ Printed per method: seconds of each part, tokens/s of generation, the before/now
 answers are token-for-token identical between the two paths (batch composition changes rounding, so a
 near tie can flip; the guard bounds that per answer).
 
-Usage: python bench/evaluation.py [--methods zero-shot,lora,prompt] [--examples 80] [--batch 128] [--bare 8] [--out FILE]
+Usage: python bench/evaluation.py [--methods zero-shot,lora,prompt] [--examples 80] [--batch 128] [--bare 8]
+       [--precision auto|fp32|bf16] [--out FILE]
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128, help="evaluation batch size now (the default)")
     parser.add_argument("--examples", type=int, default=80)
     parser.add_argument("--bare", type=int, default=8)
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="as tbench run's --precision (fp32: the answers of both paths must be identical)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "evaluation.json"))
     args = parser.parse_args()
 
@@ -78,7 +81,7 @@ def main() -> None:
     from tuning_bench.engine.prompting import resolve_format
 
     torch.set_num_threads(threads())
-    precision = choose_precision("auto", "cpu")
+    precision = choose_precision(args.precision, "cpu")
     dtype = torch.bfloat16 if precision.precision == "bf16" else None
     report = {"environment": environment_line(), "precision": precision.precision, "examples": args.examples,
               "batch_now": args.batch,
