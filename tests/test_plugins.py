@@ -189,6 +189,22 @@ def test_listings_print_tables(cli_runner, command):
     assert result.exit_code == 0 and "┃ name" in result.output
 
 
+def test_the_methods_listing_reads_at_80_columns_and_shows_every_column_when_wide(cli_runner, monkeypatch):
+    from tuning_bench.cli import main
+    from tuning_bench.host.plugins import load_catalog
+
+    names = [m.name for m in load_catalog().methods]
+    monkeypatch.setattr(main.stdout, "_width", 80)
+    narrow = run_tbench(cli_runner, "methods").output
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    assert "┃ plugin" not in narrow and "a terminal of 120 columns" in narrow
+    # every method's name whole on one line (not folded), the default run's marked
+    assert all(f"│ {name} " in narrow for name in names) and "│ lora * " in narrow
+    monkeypatch.setattr(main.stdout, "_width", 160)
+    wide = run_tbench(cli_runner, "methods").output
+    assert "┃ plugin" in wide and "┃ options" in wide and "builtin:lora" in wide
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

@@ -32,12 +32,21 @@ def _emit_json(rows: list[dict[str, Any]]) -> None:
     click.echo(json.dumps(rows, indent=1, default=str))
 
 
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+# Below this many columns a listing leaves out its secondary columns (they stay in --json), so that the rest
+# is not folded a word per line.
+WIDE_TABLE = 120
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]], secondary: tuple[str, ...] = (),
+           whole: tuple[str, ...] = ()) -> None:
+    """Print a listing. ``secondary`` columns are left out on a terminal narrower than ``WIDE_TABLE``;
+    ``whole`` columns (short names) are never folded, so a name reads as one word."""
+    shown = [i for i, c in enumerate(columns) if not (c in secondary and stdout.width < WIDE_TABLE)]
     table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column, overflow="fold")
+    for i in shown:
+        table.add_column(columns[i], overflow="fold", no_wrap=columns[i] in whole)
     for row in rows:
-        table.add_row(*[escape(str(v)) if v is not None else "" for v in row])  # cells are user text, not markup
+        table.add_row(*[escape(str(row[i])) if row[i] is not None else "" for i in shown])  # cells are user text, not markup
     stdout.print(table)
 
 
@@ -71,11 +80,13 @@ def methods(as_json: bool) -> None:
     rows.sort(key=lambda r: FAMILIES.index(r["family"]) if r["family"] in FAMILIES else len(FAMILIES))
     if as_json:
         return _emit_json(rows)
-    _table("Methods by family (options and their sources: tbench methods --json; * = in the default run)",
+    _table("Methods by family (* = in the default run; options, their sources and plugins: tbench methods --json"
+           + (", or a terminal of 120 columns)" if stdout.width < WIDE_TABLE else ")"),
            ["family", "name", "trains", "description", "options", "plugin"], [
         [r["family"] if i == 0 or rows[i - 1]["family"] != r["family"] else "",
          r["name"] + (" *" if r["in_default_run"] else ""), "yes" if r["trains"] else "no", r["description"],
-         ", ".join(o["name"] for o in r["options"]), r["plugin"]] for i, r in enumerate(rows)])
+         ", ".join(o["name"] for o in r["options"]), r["plugin"]] for i, r in enumerate(rows)],
+           secondary=("options", "plugin"), whole=("name", "trains"))
 
 
 def _listing_group(listing: Any) -> click.Group:
