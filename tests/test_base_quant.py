@@ -51,7 +51,7 @@ def test_a_suite_file_refuses_an_unknown_base_quant(tmp_path):
 
 
 def test_base_quant_is_part_of_the_cache_key():
-    from tuning_bench.run.runner import _cell_key
+    from tuning_bench.run.cellcache import cell_key as _cell_key
 
     keys = {quant: _cell_key(spec(base_quant=quant), "task", "model") for quant in (None, "nf4", "int8")}
     assert len(set(keys.values())) == 3

@@ -68,7 +68,7 @@ def test_readme_option_table_gives_each_numeric_default_as_the_settings_table_do
 
 
 def test_cache_key_leaves_out_only_what_does_not_change_results():
-    from tuning_bench.run.runner import _cell_key
+    from tuning_bench.run.cellcache import cell_key as _cell_key
 
     base = CellSpec(task="t", method="m", seed=0, model="x", method_config={}, steps=1)
     key = _cell_key(base, "task", "model")

@@ -18,7 +18,8 @@ from tuning_bench.engine.cell import CellSpec
 from tuning_bench.host.plugins import load_catalog
 from tuning_bench.run.executor import CellJob, LocalExecutor
 from tuning_bench.run.results import load_results
-from tuning_bench.run.runner import Interrupted, _cell_key, execute, plan_run
+from tuning_bench.run.cellcache import cell_key as _cell_key
+from tuning_bench.run.runner import Interrupted, execute, plan_run
 from tuning_bench.run.settings import RunSettings
 from tuning_bench.run.slots import Slot, available_cores, cuda_device_count, plan_slots, run_in_slots
 

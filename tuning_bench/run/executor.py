@@ -295,7 +295,7 @@ class LocalExecutor(Executor):
     or a kill still ends only the cell in flight: the next cell gets a new process.
 
     A slot's device replaces the spec's (``cuda`` becomes ``cuda:1``), so the record says which device
-    ran the cell; the cache key holds only the device type (``runner._cell_key``).
+    ran the cell; the cache key holds only the device type (``cellcache.cell_key``).
     """
 
     name = "local"

@@ -9,23 +9,21 @@ their cell, run again.
 from __future__ import annotations
 
 import datetime
-import json
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuning_bench import __version__
 from tuning_bench.engine.cell import CellSpec
 from tuning_bench.engine.data import epoch_steps
 from tuning_bench.api.errors import UsageError
+from tuning_bench.run.cellcache import cell_key, read_record, record_path
 from tuning_bench.run.executor import CellJob, Executor, InProcessExecutor, LocalExecutor
 from tuning_bench.host.lookup import resolve_model, resolve_task
-from tuning_bench.engine.measure import package_versions
 from tuning_bench.engine.precision import PrecisionChoice, choose_precision
 from tuning_bench.api.model import ModelSource
 from tuning_bench.host.plugins import Catalog, extra_modules
@@ -33,9 +31,9 @@ from tuning_bench.run import ray_executor
 from tuning_bench.run.output import OutputLock, check_output_folder
 from tuning_bench.run.planning import plan_methods, sweep_trials
 from tuning_bench.run.records import CellRecord, RunDocument, RunInfo
-from tuning_bench.run.results import SCHEMA, SCHEMA_VERSION, clean_floats, csv_text, write_json
-from tuning_bench.run.settings import SETTINGS, SWEEPS, RunSettings, outside_cache_key
-from tuning_bench.run.slots import Slot, device_type, plan_slots
+from tuning_bench.run.results import clean_floats, csv_text, write_json
+from tuning_bench.run.settings import SETTINGS, SWEEPS, RunSettings
+from tuning_bench.run.slots import Slot, plan_slots
 from tuning_bench.run.tracking import Tracking, check_trackers
 from tuning_bench.api.task import Task
 
@@ -79,38 +77,6 @@ def _resolve_device(requested: str, precision: str) -> tuple[str, PrecisionChoic
     else:
         raise UsageError(f"--device {requested}: expected auto, cpu, cuda or cuda:N")
     return device, choose_precision(precision, device)
-
-
-def _outside_key() -> set[str]:
-    """CellSpec fields that change what is printed or kept, not the result: out of the key and the cache check."""
-    return outside_cache_key() | {f.name for f in fields(CellSpec) if f.metadata.get("outside_cache_key")}
-
-
-def _key_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The part of a cell's config that its result depends on (the cache key's, and the cached record's check).
-
-    Settings marked affects_result=False (and CellSpec fields marked so) change what is printed or kept,
-    not the result; leaving them out keeps a cached cell valid when only they change. Of the device only
-    the type counts: a cell that ran on cuda:1 gives the same result on cuda:0 (devices of one run are
-    one kind; a different GPU model shows in the record's environment), so it is reused there.
-    """
-    kept = {name: value for name, value in config.items() if name not in _outside_key()}
-    for added_later in ("runs_as", "base_quant"):
-        if not kept.get(added_later):
-            # absent before --method-config and --base-quant existed: cells that use neither keep their keys
-            kept.pop(added_later, None)
-    if isinstance(kept.get("device"), str):
-        kept["device"] = device_type(kept["device"])
-    return kept
-
-
-def _cell_key(spec: CellSpec, task_fingerprint: str, model_fingerprint: str) -> str:
-    import hashlib
-
-    config = _key_config(spec.to_dict())
-    blob = json.dumps({"cell": config, "task": task_fingerprint, "model": model_fingerprint,
-                       "versions": package_versions(), "tuning_bench": __version__}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
 def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan:
@@ -167,60 +133,10 @@ def plan_run(settings: RunSettings, catalog: Catalog, command: str = "") -> Plan
                     spec = CellSpec(task=task_name, task_name=tasks[task_name].name, method=method_name, seed=seed,
                                     method_config=config, runs_as=methods.runs_as(method_name),
                                     plugin_modules=extra_modules(), trial=trial, **per_cell)
-                    key = _cell_key(spec, task_fingerprints[task_name], model_fingerprint)
+                    key = cell_key(spec, task_fingerprints[task_name], model_fingerprint)
                     jobs.append(CellJob(spec, key, out_dir / "cells" / key, token_cache))
     return Plan(settings, out_dir, tasks, source, jobs, methods.configs, sweep, command, task_fingerprints,
                 precision_choice, slots, methods.families)
-
-
-def _record_path(job: CellJob) -> Path:
-    return job.cell_dir.parent / f"{job.key}.json"
-
-
-REUSABLE_STATUSES = ("ok", "not_applicable")  # a failed cell is tried again by the next run
-
-
-def _comparable(value: Any) -> Any:
-    """A value as it reads back from a record file, so a spec and a stored config compare equal."""
-    return json.loads(json.dumps(clean_floats(value), default=str))
-
-
-def _read_record(job: CellJob) -> tuple[CellRecord | None, str | None]:
-    """The cached record of a cell and None, or None and why the cell must run (None when never run).
-
-    A record is reused only if it is schema-valid, finished (ok or not_applicable) and carries this
-    cell's key, task, method, seed, trial and config: a file edited, damaged or copied from another
-    cell is run again rather than trusted.
-    """
-    path = _record_path(job)
-    if not path.exists():
-        return None, None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return None, f"{path} is unreadable ({type(exc).__name__}); the cell runs again"
-    try:
-        # Checked as the one cell of a document, so the messages name it as reports do (cells[0]).
-        [cell] = RunDocument.checked({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "cells": [record],
-                                      "environment": {}, "run": {}}, str(path)).cells
-    except UsageError as exc:
-        return None, f"{exc}; the cell runs again"
-    if cell.status not in REUSABLE_STATUSES:
-        return None, None  # an earlier failure is retried, not reported as a cached result
-    if cell.ok and not cell.present("per_example"):
-        return None, f"{path} was written before per-example scores (schema 1); the cell runs again for its verdict"
-    expected = {"key": job.key, "task": job.spec.named_task, "method": job.spec.method, "seed": job.spec.seed,
-                "trial": job.spec.trial}
-    for name, value in expected.items():
-        stored = getattr(cell, name) if cell.present(name) else None
-        if stored != value:
-            return None, (f"{path} holds {name} {stored!r}, not {value!r} (copied or edited); "
-                          "the cell runs again")
-    config = _key_config(_comparable(job.spec.to_dict()))
-    stored = cell.config if cell.present("config") else None
-    if not isinstance(stored, dict) or _key_config(stored) != config:
-        return None, f"{path} holds another cell configuration (copied or edited); the cell runs again"
-    return cell, None
 
 
 def _select_sweep(plan: Plan, records: dict[str, CellRecord]) -> list[dict[str, Any]]:
@@ -385,7 +301,7 @@ def execute(plan: Plan, executor: Executor | None = None, view: RunView | None =
         cached: set[str] = set()
         todo: list[CellJob] = []
         for job in plan.jobs:
-            record, problem = (None, None) if force else _read_record(job)
+            record, problem = (None, None) if force else read_record(job)
             if problem:
                 view.warn(problem)
             if record is not None:
@@ -425,7 +341,7 @@ def execute(plan: Plan, executor: Executor | None = None, view: RunView | None =
                 record = {**record, "executor": record.get("executor") or executor.name,
                           "node": record.get("node") or platform.node()}
                 records[job.key] = CellRecord.from_json(record)  # the executor hands JSON across processes
-                _writing(lambda: write_json(_record_path(job), clean_floats({**record, "key": job.key})))
+                _writing(lambda: write_json(record_path(job), clean_floats({**record, "key": job.key})))
                 saved += 1
                 view.finish(job, record)
                 tracking.log(records[job.key], job.key, again=True)

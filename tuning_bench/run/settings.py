@@ -7,7 +7,7 @@ Every setting of ``tbench run`` is one ``Setting`` entry in ``SETTINGS``. From t
 - the checks of suite-file keys and of flag values (``check_value``: type, choices, minimum/maximum,
   finite numbers);
 - the defaults of ``engine.cell.CellSpec`` for settings that are per cell (``cell_default``);
-- the cache key of a cell (``runner._cell_key`` leaves out what ``affects_result=False`` marks).
+- the cache key of a cell (``run.cellcache.cell_key`` leaves out what ``affects_result=False`` marks).
 
 Adding a setting (e.g. ``--epochs``, an early-stopping patience, a precision choice) is one entry here:
 ``Setting("epochs", "int", 0, "Passes over the training data (0: use --steps).", minimum=0, per_cell=True)``;
