@@ -80,7 +80,10 @@ def main() -> None:
     from tuning_bench.engine.precision import choose_precision
     from tuning_bench.engine.prompting import resolve_format
 
+    from tuning_bench.engine.allocator import reuse_freed_memory
+
     torch.set_num_threads(threads())
+    reuse_freed_memory()  # as in every cell (engine/cell.py): freed KV caches and logits are reused, not page-faulted back
     precision = choose_precision(args.precision, "cpu")
     dtype = torch.bfloat16 if precision.precision == "bf16" else None
     report = {"environment": environment_line(), "precision": precision.precision, "examples": args.examples,

@@ -79,3 +79,38 @@ def test_a_cache_with_reserved_room_holds_what_appending_holds():
             assert torch.equal(a, b)
         for plain, reserved in zip(appended.layers, roomy.layers):
             assert torch.equal(plain.keys, reserved.keys) and torch.equal(plain.values, reserved.values)
+
+
+def test_the_fill_order_keeps_rows_in_place_and_moves_the_last_ones_into_finished_places():
+    from tuning_bench.engine.generation import fill_order
+
+    assert fill_order([True, True, True]) == [0, 1, 2]
+    assert fill_order([True, False, True, True]) == [0, 3, 2]
+    assert fill_order([False, True, False, True, True]) == [3, 1, 4]
+    assert fill_order([True, True, False, False]) == [0, 1]  # the finished ones were last: nothing moves
+    assert fill_order([False, False]) == []
+
+
+@pytest.mark.parametrize("order", [[3, 1, 4], [0, 1], [2, 0, 1]])  # fill orders, and one that is not (fallback)
+def test_a_roomy_cache_keeps_the_rows_it_is_told_as_a_dynamic_cache_does(order):
+    from transformers.cache_utils import DynamicLayer
+
+    from tuning_bench.engine.kvcache import _RoomyLayer
+
+    plain = DynamicLayer()
+    keys, values = torch.randn(5, 2, 6, 4), torch.randn(5, 2, 6, 4)
+    plain.update(keys.clone(), values.clone())
+    source = DynamicLayer()
+    source.update(keys.clone(), values.clone())
+    roomy = _RoomyLayer(source, room=3)
+    buffer = roomy._keys.data_ptr()
+    indices = torch.tensor(order)
+    plain.batch_select_indices(indices)
+    roomy.batch_select_indices(indices)
+    assert torch.equal(roomy.keys, plain.keys) and torch.equal(roomy.values, plain.values)
+    moves_only_finished_places = all(i == row or i >= len(order) for row, i in enumerate(order))
+    assert (roomy._keys.data_ptr() == buffer) == moves_only_finished_places  # cut by a view, not copied whole
+    step = torch.randn(len(order), 2, 1, 4)  # and the next step still writes in place
+    plain.update(step, step)
+    roomy.update(step, step)
+    assert torch.equal(roomy.keys, plain.keys) and torch.equal(roomy.values, plain.values)

@@ -141,6 +141,18 @@ def _engine_generate(model: Any, prompts: Sequence[Sequence[int]], settings: Gen
                           max_new_tokens)
 
 
+def fill_order(going: Sequence[bool]) -> list[int]:
+    """The rows a batch keeps when some finish, in the order that moves fewest of them.
+
+    Rows still answering keep their places, and the last ones still answering move into the places of
+    finished ones, so the KV cache copies only those rows (``kvcache._RoomyLayer.batch_select_indices``)
+    rather than every kept row. A row's own computation does not depend on its place in the batch.
+    """
+    size = sum(going)
+    movers = iter([row for row in range(size, len(going)) if going[row]])
+    return [row if going[row] else next(movers) for row in range(size)]
+
+
 def _cached_greedy(model: Any, start: dict[str, torch.Tensor], first: dict[str, torch.Tensor], mask: torch.Tensor,
                    settings: GenerationSettings, max_new_tokens: int) -> list[list[int]]:
     """Greedy decoding with the KV cache for left-padded rows, each row leaving the batch at its end token.
@@ -149,8 +161,9 @@ def _cached_greedy(model: Any, start: dict[str, torch.Tensor], first: dict[str, 
     copied to every row; ``first`` holds each row's own left-padded tokens and ``mask`` their padding.
     Positions count from each row's first real token (what the row computes alone). A finished row's
     cache rows are dropped, so later steps cost only the rows still answering; each row's computation
-    is unchanged, as rows never attend to each other. ``generate`` instead carries finished rows to the
-    end of the longest answer (on SmolLM2-135M, 80 product descriptions: bench/RESULTS.md).
+    is unchanged, as rows never attend to each other (the last rows move into finished ones' places:
+    ``fill_order``). ``generate`` instead carries finished rows to the end of the longest answer (on
+    SmolLM2-135M, 80 product descriptions: bench/RESULTS.md).
     """
     device = settings.device
     rows = mask.shape[0]
@@ -182,9 +195,10 @@ def _cached_greedy(model: Any, start: dict[str, torch.Tensor], first: dict[str, 
             if not bool(going.any()):
                 break
             if not bool(going.all()):
-                keep = going.nonzero().squeeze(-1)
+                order = fill_order(going.tolist())
+                keep = torch.tensor(order, device=device)
                 cache.batch_select_indices(keep)
-                active = [active[int(k)] for k in keep]
+                active = [active[k] for k in order]
                 token, mask, positions = token[keep], mask[keep], positions[keep]
             mask = torch.cat([mask, torch.ones(len(active), 1, dtype=mask.dtype, device=device)], dim=1)
             positions = positions[:, -1:] + 1

@@ -52,7 +52,23 @@ class _RoomyLayer(DynamicLayer):
         return self.keys, self.values
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        self._keys, self._values = self._keys[indices, ...], self._values[indices, ...]
+        """Keep the rows ``indices`` names, in that order.
+
+        When the first rows stay in place and only rows from beyond the new size move into the places of
+        finished ones (the order the engine's loop asks for: ``generation.fill_order``), only the moved rows
+        are copied and the buffers are cut to the new size by a view. Copying every kept row of every
+        layer instead was 7 % of answering 80 prompts on a 2-core CPU (bench/RESULTS.md, "Evaluation").
+        """
+        rows = indices.shape[0]
+        moved = (indices != torch.arange(rows, device=indices.device)).nonzero().squeeze(-1)
+        sources = indices[moved]
+        if bool((sources >= rows).all()):  # no kept row is overwritten before it is read
+            if moved.numel():
+                self._keys[moved] = self._keys[sources]
+                self._values[moved] = self._values[sources]
+            self._keys, self._values = self._keys[:rows], self._values[:rows]
+        else:
+            self._keys, self._values = self._keys.index_select(0, indices), self._values.index_select(0, indices)
         self._expose()
 
     def batch_repeat_interleave(self, repeats: int) -> None:
