@@ -159,7 +159,7 @@ def run_in_slots(jobs: Sequence[CellJob], slots: Sequence[Slot], run_one: RunOne
                 record = job.failed(f"{type(exc).__name__}: {exc}", slot.device)
             out.put(("done", job, record))
 
-    workers = [threading.Thread(target=serve, args=(slot,), name=f"tbench-slot-{slot.device}", daemon=True)
+    workers = [threading.Thread(target=serve, args=(slot,), name=f"tbench-slot-{slot.label}", daemon=True)
                for slot in list(slots)[:len(jobs)]]
     for worker in workers:
         worker.start()
