@@ -430,6 +430,34 @@ def test_cells_in_one_device_process_give_the_results_of_fresh_processes(tiny, t
     assert kept._devices == {}  # the run's end ended the device's process
 
 
+class RecordingLocal(LocalExecutor):
+    """Notes the kept processes as the run creates them (the run's end closes them all)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kept: dict[Slot, int] = {}
+
+    def _device_process(self, slot):
+        kept = super()._device_process(slot)
+        self.kept[slot] = kept.process.pid
+        return kept
+
+
+def test_two_slots_on_one_device_keep_a_process_each(tiny, tmp_path):
+    # what --jobs 2 on CUDA plans (two slots on one device, told apart by their cores), run on the CPU
+    if len(available_cores()) < 2:
+        pytest.skip("needs 2 CPU cores")
+    executor = RecordingLocal(_two_cpu_slots(), cell_process="device")
+    data = execute(plan_run(_settings(tmp_path, "run"), load_catalog()), executor=executor, prepare_model=False)
+    sequential = execute(plan_run(_settings(tmp_path, "sequential"), load_catalog()), executor=LocalExecutor(),
+                         prepare_model=False)
+    assert [_comparable(c) for c in data["cells"]] == [_comparable(c) for c in sequential["cells"]]
+    assert len(executor.kept) == 2 and len(set(executor.kept.values())) == 2  # a process of its own per slot
+    assert sorted(c["process"] for c in data["cells"]) == ["fresh", "fresh", "reused", "reused"]
+    assert [c["device_shared_by"] for c in data["cells"]] == [2] * 4
+    assert executor._devices == {}  # the run's end ended both
+
+
 def test_a_killed_cell_in_a_device_process_fails_alone_and_the_next_cell_gets_a_new_process(tiny, tmp_path):
     settings = _settings(tmp_path, "run", methods=["zero-shot", "fake-killed", "lora"], seeds=[0])
     data = execute(plan_run(settings, load_catalog()), executor=LocalExecutor(cell_process="device"), prepare_model=False)
