@@ -72,6 +72,7 @@ def test_devices_become_one_slot_each():
         ([], 3, "cuda", 0, "local", 1, "--jobs 3 on cuda:0: this machine has 2 CPU core(s) available; use --jobs 2 or fewer"),
         ([], 2, "cuda:0", 2, "local", 1, "--threads 2 with --jobs 2 on cuda:0: each cell gets 1 of the 2 cores; use --threads 1"),
         ([], 2, "cuda", 0, "in-process", 1, "--jobs 2 needs --executor local"),
+        ([], 2, "cuda:1", 0, "local", 1, "--device cuda:1 with --jobs 2: this machine has 1 CUDA device(s); use --device cuda"),
         (["cuda:0", "cuda:1"], 2, "auto", 0, "in-process", 2, "--devices needs --executor local"),
         (["cuda:0", "cuda:1", "cuda:2"], 2, "auto", 0, "local", 3,
          "6 cells at a time on cuda:0, cuda:1, cuda:2: this machine has 2 CPU core(s) available, fewer than the devices"),

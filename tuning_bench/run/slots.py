@@ -5,8 +5,9 @@ of N slots owns ``cores // N`` cores, and its cell is pinned to them so that two
 one core). On CUDA, ``--jobs N`` puts N slots on each device (the run's, or each of ``--devices``), and
 the host's cores are split between all of them the same way: a 135M-parameter model leaves the GPU idle
 while the host launches kernels, so cells on their own cores can share it. Without either flag there is
-one slot, the run's ``--device``, unpinned: the run behaves as it always did. The scheduler knows nothing of processes: it hands each job to ``run_one`` on a free
-slot, so it can be tested with a stub that records how many cells overlapped.
+one slot, the run's ``--device``, unpinned: the run behaves as it always did. The scheduler knows
+nothing of processes: it hands each job to ``run_one`` on a free slot, so it can be tested with a stub
+that records how many cells overlapped.
 """
 
 from __future__ import annotations
@@ -104,7 +105,12 @@ def plan_slots(devices: Sequence[str], jobs: int, device: str, threads: int, exe
         raise UsageError(f"--jobs {jobs} needs --executor local (each cell in its own process)")
     if device_type(device) == "cuda":
         # "cuda" is the current device, cuda:0 unless told otherwise; its slots name it, so records do.
-        return _pinned_slots([device if ":" in device else "cuda:0"], jobs, threads, cores)
+        named = device if ":" in device else "cuda:0"
+        count = cuda_device_count() if cuda_count is None else cuda_count
+        if not named.split(":", 1)[1].isdigit() or int(named.split(":", 1)[1]) >= count:
+            raise UsageError(f"--device {device} with --jobs {jobs}: this machine has {count} CUDA device(s); "
+                             "use --device cuda" + (f" or cuda:0 to cuda:{count - 1}" if count > 1 else ""))
+        return _pinned_slots([named], jobs, threads, cores)
     return _pinned_slots([device_type(device) if device != "auto" else "cpu"], jobs, threads, cores)
 
 
