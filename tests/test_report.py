@@ -486,3 +486,18 @@ def test_report_html_tables_sort_by_their_raw_values(tmp_path):
     result = subprocess.run([node, str(script)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["dacb", "cadb", "abcd"]
+
+
+def test_times_taken_on_a_shared_device_are_said_so_under_every_table():
+    data = load("gen-results.json")
+    for output in (render_markdown(data), render_html(data, plots={}), text_of(terminal_tables(data))):
+        assert "shared a device" not in output  # records from before device_shared_by, or alone: no note
+    for cell in data["cells"]:
+        cell["device_shared_by"] = 1
+    assert "shared a device" not in render_markdown(data)
+    data["cells"][0]["device_shared_by"] = 4  # e.g. --jobs 4 on one GPU
+    assert build_tasks(data)[0].device_shared_by == 4
+    expected = "taken while up to 4 cells shared a device (--jobs): compare them only with runs of the same --jobs"
+    assert expected in render_markdown(data)
+    assert expected in render_html(data, plots={})
+    assert expected in " ".join(text_of(terminal_tables(data)).split())  # the caption wraps

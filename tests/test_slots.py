@@ -62,18 +62,53 @@ def test_devices_become_one_slot_each():
         (["cuda"], 1, "auto", 0, "local", 1, "--devices cuda: expected CUDA devices with their index, e.g. --devices cuda:0,cuda:1"),
         (["gpu0"], 1, "auto", 0, "local", 1, "--devices gpu0: expected CUDA devices with their index"),
         (["cuda:0"], 1, "cuda:0", 0, "local", 1, "--devices and --device cuda:0 both given; give one of them"),
-        (["cuda:0"], 2, "auto", 0, "local", 1, "--jobs 2 with --devices: each device runs one cell at a time"),
+        (["cuda:0", "cuda:1"], 2, "auto", 0, "local", 2,
+         "4 cells at a time on cuda:0, cuda:1: this machine has 2 CPU core(s) available; use --jobs 1 or fewer"),
+        (["cuda:0", "cuda:1", "cuda:2"], 1, "auto", 0, "local", 3, None),  # one slot per device: not pinned, no limit
         (["cuda:0"], 1, "auto", 0, "in-process", 1, "--devices needs --executor local"),
         ([], 3, "cpu", 0, "local", 0, "--jobs 3: this machine has 2 CPU core(s) available; use --jobs 2 or fewer"),
         ([], 2, "cpu", 2, "local", 0, "--threads 2 with --jobs 2: each cell gets 1 of the 2 cores; use --threads 1 or fewer"),
         ([], 2, "cpu", 0, "in-process", 0, "--jobs 2 needs --executor local"),
-        ([], 2, "cuda", 0, "local", 1, "--jobs 2 splits CPU cores; on CUDA use --devices"),
+        ([], 3, "cuda", 0, "local", 1, "--jobs 3 on cuda:0: this machine has 2 CPU core(s) available; use --jobs 2 or fewer"),
+        ([], 2, "cuda:0", 2, "local", 1, "--threads 2 with --jobs 2 on cuda:0: each cell gets 1 of the 2 cores; use --threads 1"),
+        ([], 2, "cuda", 0, "in-process", 1, "--jobs 2 needs --executor local"),
+        ([], 2, "cuda:1", 0, "local", 1, "--device cuda:1 with --jobs 2: this machine has 1 CUDA device(s); use --device cuda"),
+        (["cuda:0", "cuda:1"], 2, "auto", 0, "in-process", 2, "--devices needs --executor local"),
+        (["cuda:0", "cuda:1", "cuda:2"], 2, "auto", 0, "local", 3,
+         "6 cells at a time on cuda:0, cuda:1, cuda:2: this machine has 2 CPU core(s) available, fewer than the devices"),
     ],
 )
 def test_bad_slot_flags_are_one_clear_line(devices, jobs, device, threads, executor, cuda_count, expected):
+    if expected is None:
+        assert len(plan_slots(devices, jobs, device, threads, executor, cores=[0, 1], cuda_count=cuda_count)) == len(devices)
+        return
     with pytest.raises(UsageError) as info:
         plan_slots(devices, jobs, device, threads, executor, cores=[0, 1], cuda_count=cuda_count)
     assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_jobs_on_cuda_put_n_slots_on_the_runs_device_each_with_its_own_cores():
+    slots = plan_slots([], 2, "cuda", 0, "local", cores=[0, 1, 2, 3, 4], cuda_count=1)
+    assert slots == [Slot("cuda:0", (0, 1)), Slot("cuda:0", (2, 3))]  # "cuda" is named; core 4 stays idle
+    assert len(set(slots)) == 2  # distinct: each keys a process of its own in the executor
+    assert slots[0].label == "cuda:0 (cores 0,1)"
+    assert plan_slots([], 4, "cuda:1", 1, "local", cores=range(8), cuda_count=2) == [
+        Slot("cuda:1", (0, 1)), Slot("cuda:1", (2, 3)), Slot("cuda:1", (4, 5)), Slot("cuda:1", (6, 7))]
+    # one job stays what it was: the run's device, unpinned
+    assert plan_slots([], 1, "cuda", 0, "local", cores=[0, 1], cuda_count=1) == [Slot("cuda")]
+
+
+def test_jobs_with_devices_put_n_slots_on_each_device_and_split_the_cores_between_all():
+    slots = plan_slots(["cuda:0", "cuda:1"], 2, "auto", 2, "local", cores=range(9), cuda_count=2)
+    # alternating, so the first cells spread over the devices; 9 cores / 4 slots = 2 each, one idle
+    assert slots == [Slot("cuda:0", (0, 1)), Slot("cuda:1", (2, 3)), Slot("cuda:0", (4, 5)), Slot("cuda:1", (6, 7))]
+    with pytest.raises(UsageError, match=r"--threads 3 with --jobs 2 on cuda:0, cuda:1: each cell gets 2 of the 9 cores"):
+        plan_slots(["cuda:0", "cuda:1"], 2, "auto", 3, "local", cores=range(9), cuda_count=2)
+
+
+def test_jobs_on_the_cpu_keep_their_meaning_whatever_cuda_there_is():
+    assert plan_slots([], 2, "cpu", 0, "local", cores=[0, 1, 2, 3], cuda_count=1) == [
+        Slot("cpu", (0, 1)), Slot("cpu", (2, 3))]
 
 
 def _error_line(result) -> str:
@@ -95,6 +130,62 @@ def test_bad_slot_flags_in_the_cli_fail_before_any_work(tiny, cli_runner, tmp_pa
     result = run_tbench(cli_runner, "run", "--model", "tiny-llama", "--tasks", "tiny-gen", "--methods", "zero-shot",
                         *args, "--out", str(tmp_path / "out"))
     assert expected in _error_line(result)
+    assert not (tmp_path / "out").exists()
+
+
+class _Planned(Exception):
+    """Raised by a stub ``execute``: the CLI accepted the flags and planned the run."""
+
+    def __init__(self, plan):
+        self.plan = plan
+
+
+def _fake_cuda(monkeypatch, count: int) -> None:
+    """This machine as if it had ``count`` CUDA devices, for planning only (nothing may run on them)."""
+    import torch
+
+    from tuning_bench.run import runner
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+
+    def planned_only(plan, **kwargs):
+        raise _Planned(plan)
+
+    monkeypatch.setattr(runner, "execute", planned_only)
+
+
+def test_jobs_on_cuda_are_accepted_in_the_cli_where_cuda_exists(tiny, cli_runner, tmp_path, monkeypatch):
+    if len(available_cores()) < 2:
+        pytest.skip("needs 2 CPU cores")
+    _fake_cuda(monkeypatch, 1)
+    with pytest.raises(_Planned) as info:
+        run_tbench(cli_runner, "run", "--model", "tiny-llama", "--tasks", "tiny-gen", "--methods", "zero-shot",
+                   "--device", "cuda", "--jobs", "2", "--out", str(tmp_path / "out"))
+    slots = info.value.plan.slots
+    share = len(available_cores()) // 2
+    assert [s.device for s in slots] == ["cuda:0", "cuda:0"] and [len(s.cpus) for s in slots] == [share, share]
+    assert not set(slots[0].cpus) & set(slots[1].cpus)
+
+
+def test_jobs_on_cuda_are_refused_in_the_cli_where_there_is_none(tiny, cli_runner, tmp_path):
+    if cuda_device_count():
+        pytest.skip("a CUDA device is present")
+    result = run_tbench(cli_runner, "run", "--model", "tiny-llama", "--tasks", "tiny-gen", "--device", "cuda",
+                        "--jobs", "2", "--out", str(tmp_path / "out"))
+    assert "--device cuda: no CUDA device is available here" in _error_line(result)
+
+
+def test_too_many_jobs_on_cuda_are_one_line_in_the_cli(tiny, cli_runner, tmp_path, monkeypatch):
+    cores = len(available_cores())
+    if cores < 2:
+        pytest.skip("needs 2 CPU cores")
+    _fake_cuda(monkeypatch, 2)
+    result = run_tbench(cli_runner, "run", "--model", "tiny-llama", "--tasks", "tiny-gen", "--devices", "cuda:0,cuda:1",
+                        "--jobs", str(cores), "--out", str(tmp_path / "out"))
+    assert f"{2 * cores} cells at a time on cuda:0, cuda:1: this machine has {cores} CPU core(s)" in _error_line(result)
     assert not (tmp_path / "out").exists()
 
 
@@ -226,6 +317,9 @@ def test_cells_in_two_cpu_slots_give_the_results_and_cache_of_a_sequential_run(t
     assert [c["status"] for c in parallel["cells"]] == ["ok"] * 4
     assert [_comparable(c) for c in parallel["cells"]] == [_comparable(c) for c in sequential["cells"]]
     assert all(c["device"] == "cpu" and c["environment"]["torch_threads"] == 1 for c in parallel["cells"])
+    assert [c["device_shared_by"] for c in parallel["cells"]] == [2] * 4
+    assert [c["device_shared_by"] for c in sequential["cells"]] == [1] * 4
+    assert "shared a device" not in (tmp_path / "sequential" / "report.md").read_text()
     on_disk = load_results(tmp_path / "parallel")
     assert [c["key"] for c in on_disk["cells"]] == [c["key"] for c in sequential["cells"]]  # plan order, not finish order
     # The sequential run's cache serves a parallel run of the same cells: nothing runs again.
@@ -243,7 +337,12 @@ def test_jobs_flag_plans_pinned_slots_and_records_them(tiny, tmp_path):
     assert [slot.cpus for slot in plan.slots] == [tuple(cores[:share]), tuple(cores[share:2 * share])]
     data = execute(plan, prepare_model=False)
     assert data["run"]["slots"] == [slot.label for slot in plan.slots]
-    assert "2 cells at a time" in (tmp_path / "run" / "report.md").read_text()
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "2 cells at a time" in report
+    # each record says its device was shared, and the report says its times were taken so
+    assert data["cells"][0]["device_shared_by"] == 2
+    assert "taken while up to 2 cells shared a device (--jobs)" in report
+    assert "taken while up to 2 cells shared a device" in (tmp_path / "run" / "report.html").read_text()
     # threads 0 means one per core of the cell's share: the pinned process sees only its cores
     assert data["cells"][0]["environment"]["torch_threads"] == share
 
@@ -332,6 +431,34 @@ def test_cells_in_one_device_process_give_the_results_of_fresh_processes(tiny, t
     assert kept._devices == {}  # the run's end ended the device's process
 
 
+class RecordingLocal(LocalExecutor):
+    """Notes the kept processes as the run creates them (the run's end closes them all)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kept: dict[Slot, int] = {}
+
+    def _device_process(self, slot):
+        kept = super()._device_process(slot)
+        self.kept[slot] = kept.process.pid
+        return kept
+
+
+def test_two_slots_on_one_device_keep_a_process_each(tiny, tmp_path):
+    # what --jobs 2 on CUDA plans (two slots on one device, told apart by their cores), run on the CPU
+    if len(available_cores()) < 2:
+        pytest.skip("needs 2 CPU cores")
+    executor = RecordingLocal(_two_cpu_slots(), cell_process="device")
+    data = execute(plan_run(_settings(tmp_path, "run"), load_catalog()), executor=executor, prepare_model=False)
+    sequential = execute(plan_run(_settings(tmp_path, "sequential"), load_catalog()), executor=LocalExecutor(),
+                         prepare_model=False)
+    assert [_comparable(c) for c in data["cells"]] == [_comparable(c) for c in sequential["cells"]]
+    assert len(executor.kept) == 2 and len(set(executor.kept.values())) == 2  # a process of its own per slot
+    assert sorted(c["process"] for c in data["cells"]) == ["fresh", "fresh", "reused", "reused"]
+    assert [c["device_shared_by"] for c in data["cells"]] == [2] * 4
+    assert executor._devices == {}  # the run's end ended both
+
+
 def test_a_killed_cell_in_a_device_process_fails_alone_and_the_next_cell_gets_a_new_process(tiny, tmp_path):
     settings = _settings(tmp_path, "run", methods=["zero-shot", "fake-killed", "lora"], seeds=[0])
     data = execute(plan_run(settings, load_catalog()), executor=LocalExecutor(cell_process="device"), prepare_model=False)
@@ -384,6 +511,29 @@ def test_a_cell_on_a_listed_device_records_it_and_is_reused_on_another(tiny, tmp
     assert [cuda_figures(c) for c in data["cells"]] == [cuda_figures(c) for c in fresh["cells"]]
     assert [c["process"] for c in fresh["cells"]] == ["fresh", "fresh"]
     # the same cells planned for plain --device cuda (or another index) are the cached ones
+    counting = CountingLocal()
+    again = execute(plan_run(_settings(tmp_path, "run", device="cuda", seeds=[0], threads=0), load_catalog()),
+                    executor=counting, prepare_model=False)
+    assert counting.ran == [] and again["run"]["cells_cached"] == 2
+
+
+@pytest.mark.skipif(cuda_device_count() < 1, reason="needs a CUDA device")
+def test_two_jobs_share_one_cuda_device_each_cell_in_its_own_process(tiny, tmp_path):
+    if len(available_cores()) < 2:
+        pytest.skip("needs 2 CPU cores")
+    plan = plan_run(_settings(tmp_path, "run", device="cuda", jobs=2, seeds=[0], threads=0), load_catalog())
+    assert [s.device for s in plan.slots] == ["cuda:0", "cuda:0"]
+    data = execute(plan, prepare_model=False)
+    assert [c["status"] for c in data["cells"]] == ["ok", "ok"], [c["error"] for c in data["cells"]]
+    for cell in data["cells"]:
+        assert cell["device"] == "cuda:0" and cell["device_shared_by"] == 2 and cell["process"] == "fresh"
+        memory = cell["measurements"]["memory"]
+        assert memory["device_type"] == "cuda"
+        # each cell's own allocator figures (torch counts per process), for every phase it ran
+        assert memory["cuda_baseline_allocated_bytes"] > 0 and memory["eval_peak_allocated_bytes"] > 0
+        assert (memory.get("train_peak_allocated_bytes") or 0) > 0 or cell["method"] == "zero-shot"
+    assert "taken while up to 2 cells shared a device" in (tmp_path / "run" / "report.md").read_text()
+    # the cache does not depend on the slot: the same cells one at a time are the cached ones
     counting = CountingLocal()
     again = execute(plan_run(_settings(tmp_path, "run", device="cuda", seeds=[0], threads=0), load_catalog()),
                     executor=counting, prepare_model=False)

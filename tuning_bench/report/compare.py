@@ -17,7 +17,7 @@ from rich.text import Text
 
 from tuning_bench.report.tables import (COST_COLUMNS, Column, MethodRow, TaskView, best_methods, build_tasks, display_value,
                                         failed_cells, format_bytes, format_count, format_headline, format_seconds,
-                                        method_names, task_names)
+                                        method_names, sharing_note, task_names)
 from tuning_bench.report.verdicts import VERDICT_HEADER, change_interval, verdict_rows, verdicts_of
 from tuning_bench.run.records import CellRecord, Record, RunDocument, as_document
 
@@ -114,6 +114,8 @@ def _summary_table(view: TaskView, failures: int) -> Table:
                      "Ans/s: answers per second at batch 8, unmerged.")
     if not complete:
         notes.append("n: seeds with a headline value / cells run.")
+    if sharing_note(view):
+        notes.append(sharing_note(view))
     notes += [f"not applicable: {m} ({r})" for m, r in view.not_applicable]
     if failures:
         notes.append(f"{failures} failed cell(s): see the Failures section of report.md")

@@ -18,7 +18,8 @@ from tuning_bench.report.verdicts import VERDICT_HEADER, headline_intervals, ver
 from tuning_bench.run.records import RunDocument, as_document
 from tuning_bench.report.facts import DEFINITIONS, measurement_facts, method_settings
 from tuning_bench.report.tables import (TaskView, best_methods, build_tasks, display_value, failed_cells, format_interval,
-                                        headline_label, method_label, order_sentence, pending_note, sweep_rows, to_number)
+                                        headline_label, method_label, order_sentence, pending_note, sharing_note,
+                                        sweep_rows, to_number)
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto; max-width: 82rem;
@@ -197,7 +198,8 @@ def _task(view: TaskView, index: int, plots: list[Plot], intervals: dict[str, An
                      "that train. n = seeds with a headline value / cells run. The headline is the mean over seeds, "
                      "± the sample standard deviation where a method has two or more seeds"
                      + (" and its paired-bootstrap 95 % CI from the verdict" if intervals else "")
-                     + ". Other quality metrics are means over seeds. Click a column header to sort.</p>")
+                     + ". Other quality metrics are means over seeds. Click a column header to sort."
+                     + (f" {_e(sharing_note(view))}" if sharing_note(view) else "") + "</p>")
     else:
         parts.append("<p>No method produced a result for this task.</p>")
     if view.not_applicable:

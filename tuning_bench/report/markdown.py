@@ -10,7 +10,8 @@ from tuning_bench.run.records import RunDocument, as_document
 from tuning_bench.report.verdicts import VERDICT_HEADER, headline_intervals, verdict_rows, verdicts_of
 from tuning_bench.report.facts import DEFINITIONS, measurement_facts, method_settings
 from tuning_bench.report.tables import (TaskView, best_methods, build_tasks, display_value, failed_cells, format_interval,
-                                        headline_label, method_label, order_sentence, pending_note, sweep_rows)
+                                        headline_label, method_label, order_sentence, pending_note, sharing_note,
+                                        sweep_rows)
 
 SAMPLE_CHARS = 300  # a long generation would make the side-by-side table unreadable; the JSON has it whole
 
@@ -65,7 +66,8 @@ def _task_section(view: TaskView, plots: list[tuple[str, str]], intervals: dict[
                       "n = seeds with a headline value / cells run. The headline is the mean over seeds, ± the sample "
                       "standard deviation where a method has two or more seeds"
                       + (" and its paired-bootstrap 95 % CI from the verdict" if intervals else "")
-                      + ". Other quality metrics are means over seeds.", ""]
+                      + ". Other quality metrics are means over seeds."
+                      + (f" {sharing_note(view)}" if sharing_note(view) else ""), ""]
     else:
         lines += ["No method produced a result for this task.", ""]
     if view.not_applicable:

@@ -96,6 +96,8 @@ class TaskView:
     samples: SampleTable
     sweep: list[dict[str, Any]] = field(default_factory=list)
     learned_prompts: list[LearnedPrompt] = field(default_factory=list)
+    # the most cells that shared a device while this task's cells ran (their records' device_shared_by)
+    device_shared_by: int = 1
 
     @property
     def has_families(self) -> bool:
@@ -255,8 +257,17 @@ def build_tasks(data: RunDocument | dict[str, Any]) -> list[TaskView]:
                               other_metrics=metrics, rows=rows, not_applicable=not_applicable,
                               curves=[c for c in curves if c.train_steps or c.val_steps],
                               samples=sample_table(cells, order), sweep=sweep,
-                              learned_prompts=learned_prompts(cells, order)))
+                              learned_prompts=learned_prompts(cells, order),
+                              device_shared_by=max([c.device_shared_by or 1 for c in cells if c.ok], default=1)))
     return views
+
+
+def sharing_note(view: TaskView) -> str | None:
+    """A sentence for the tables when cells' times were taken while they shared a device; None otherwise."""
+    if view.device_shared_by <= 1:
+        return None
+    return (f"Times (train time, step time, latency, throughput) were taken while up to {view.device_shared_by} cells "
+            "shared a device (--jobs): compare them only with runs of the same --jobs. Memory figures are each cell's own.")
 
 
 def best_methods(rows: list[MethodRow], column: Column) -> set[str]:

@@ -10,6 +10,7 @@ device or its own CPU cores.
 from __future__ import annotations
 
 import abc
+import collections
 import ctypes
 import errno
 import fcntl
@@ -180,6 +181,12 @@ def _prepare_process(run_pid: int, cpus: tuple[int, ...] | None, env: dict[str, 
     die_with_parent(run_pid)
     if cpus:
         os.sched_setaffinity(0, cpus)
+        import torch
+
+        # torch sizes its thread pool from the machine, not the affinity: without this a pinned process
+        # would run a thread per machine core on its few cores. A CPU cell sets its own count (--threads)
+        # again; a CUDA cell keeps this one for its host-side work.
+        torch.set_num_threads(len(cpus))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides about Ctrl-C and stops this process
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
@@ -295,7 +302,10 @@ class LocalExecutor(Executor):
     or a kill still ends only the cell in flight: the next cell gets a new process.
 
     A slot's device replaces the spec's (``cuda`` becomes ``cuda:1``), so the record says which device
-    ran the cell; the cache key holds only the device type (``cellcache.cell_key``).
+    ran the cell; the cache key holds only the device type (``cellcache.cell_key``). Several slots may
+    share a device (``--jobs N`` on CUDA: N per GPU, each with its own cores and its own kept process);
+    each record says in ``device_shared_by`` how many slots its device had, so a reader knows its times
+    were taken beside that many neighbours.
     """
 
     name = "local"
@@ -309,6 +319,7 @@ class LocalExecutor(Executor):
         self.env = env  # set in each cell process (see _prepare_process)
         self.cell_process = cell_process
         self._devices: dict[Slot, _DeviceProcess] = {}  # each touched only by its own slot's thread
+        self._shared_by: dict[str, int] = {}  # device -> how many of this run's slots are on it
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(_PRELOAD)
 
@@ -326,6 +337,7 @@ class LocalExecutor(Executor):
 
     def run(self, jobs, on_event):
         slots = [slot if slot.device else Slot(jobs[0].spec.device if jobs else "cpu", slot.cpus) for slot in self.slots]
+        self._shared_by = dict(collections.Counter(slot.device for slot in slots))
         try:
             yield from run_in_slots(jobs, slots, self._run_one, on_event)
         finally:
@@ -349,7 +361,7 @@ class LocalExecutor(Executor):
             kept.end()
         jobs, events = self._context.Queue(), self._context.Queue()
         process = self._context.Process(target=_device_worker, args=(jobs, events, os.getpid(), slot.cpus, self.env),
-                                        name=f"tbench-device-{slot.device}")
+                                        name=f"tbench-device-{slot.label}")
         process.start()
         kept = self._devices[slot] = _DeviceProcess(process, jobs, events)
         return kept
@@ -385,7 +397,9 @@ class LocalExecutor(Executor):
             kept.cells += 1
         if record is None:
             return job.failed("stopped" if stop.is_set() else _death_reason(process.exitcode), slot.device)
-        return record | {"process": "reused" if reused else "fresh"}
+        # None where the slot is not one of a run's (a Ray worker's single cell: Ray decides the sharing)
+        shared_by = self._shared_by.get(slot.device)
+        return record | {"process": "reused" if reused else "fresh"} | ({"device_shared_by": shared_by} if shared_by else {})
 
 
 def _await_record(process: Any, events: Any, emit: Callable[[dict[str, Any]], None],

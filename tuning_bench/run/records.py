@@ -239,6 +239,10 @@ class CellRecord(Record):
     # "fresh": a process of its own; "reused": a device's process that ran earlier cells (--cell-process
     # device), whose host-memory figures start from what those left; None: not recorded (in-process, older runs).
     process: str | None = None
+    # How many cells could run at once on the device that ran this one (its slots there: --jobs N, per GPU
+    # on CUDA); 1: the device was the cell's alone. Above 1 its times were taken beside neighbours on the
+    # device (memory figures stay its own). None: not recorded (in-process, Ray, older runs).
+    device_shared_by: int | None = None
     attempts: int | None = None  # Ray: how many times the cell was started (more than 1: see retried)
     retried: list[dict[str, Any]] = field(default_factory=list)  # Ray: the attempts whose process, worker or node died
     key: str | None = None

@@ -2,9 +2,12 @@
 
 A slot is one CUDA device (``--devices cuda:0,cuda:1``) or a share of the CPU cores (``--jobs N``: each
 of N slots owns ``cores // N`` cores, and its cell is pinned to them so that two cells never fight over
-one core). Without either flag there is one slot, the run's ``--device``, unpinned: the run behaves as
-it always did. The scheduler knows nothing of processes: it hands each job to ``run_one`` on a free
-slot, so it can be tested with a stub that records how many cells overlapped.
+one core). On CUDA, ``--jobs N`` puts N slots on each device (the run's, or each of ``--devices``), and
+the host's cores are split between all of them the same way: a 135M-parameter model leaves the GPU idle
+while the host launches kernels, so cells on their own cores can share it. Without either flag there is
+one slot, the run's ``--device``, unpinned: the run behaves as it always did. The scheduler knows
+nothing of processes: it hands each job to ``run_one`` on a free slot, so it can be tested with a stub
+that records how many cells overlapped.
 """
 
 from __future__ import annotations
@@ -80,37 +83,58 @@ def plan_slots(devices: Sequence[str], jobs: int, device: str, threads: int, exe
                cores: Sequence[int] | None = None, cuda_count: int | None = None) -> list[Slot]:
     """The run's slots from ``--devices``, ``--jobs``, ``--device`` and ``--threads``; raises UsageError for a bad mix.
 
-    ``device`` is the run's ``--device`` as given (``auto`` unless set); ``cores`` and ``cuda_count``
-    default to this machine's (tests pass fake ones).
+    ``device`` is the run's ``--device`` as given (``auto`` unless set) or, without ``--devices``, as
+    resolved (``cpu``, ``cuda``, ``cuda:1``); ``cores`` and ``cuda_count`` default to this machine's (tests
+    pass fake ones). ``--jobs N`` means N slots per device: on the CPU N core shares, on CUDA N slots on
+    each device, each pinned to its own share of the host's cores. Slots on one device differ by their
+    cores, so each gets a process of its own (they key the executor's kept processes).
     """
     if devices:
         if device != "auto":
             raise UsageError(f"--devices and --device {device} both given; give one of them "
                              "(--devices cuda:0,cuda:1 runs one cell per device at a time)")
-        if jobs != 1:
-            raise UsageError(f"--jobs {jobs} with --devices: each device runs one cell at a time; leave out --jobs")
         if executor != "local":
             raise UsageError("--devices needs --executor local (each cell in its own process)")
         checked = _check_devices(devices, cuda_device_count() if cuda_count is None else cuda_count)
-        return [Slot(d) for d in checked]
+        if jobs == 1:
+            return [Slot(d) for d in checked]
+        return _pinned_slots(checked, jobs, threads, cores)
     if jobs == 1:
         return [Slot(device)]
     if executor != "local":
         raise UsageError(f"--jobs {jobs} needs --executor local (each cell in its own process)")
     if device_type(device) == "cuda":
-        raise UsageError(f"--jobs {jobs} splits CPU cores; on CUDA use --devices cuda:0,cuda:1 instead")
+        # "cuda" is the current device, cuda:0 unless told otherwise; its slots name it, so records do.
+        named = device if ":" in device else "cuda:0"
+        count = cuda_device_count() if cuda_count is None else cuda_count
+        if not named.split(":", 1)[1].isdigit() or int(named.split(":", 1)[1]) >= count:
+            raise UsageError(f"--device {device} with --jobs {jobs}: this machine has {count} CUDA device(s); "
+                             "use --device cuda" + (f" or cuda:0 to cuda:{count - 1}" if count > 1 else ""))
+        return _pinned_slots([named], jobs, threads, cores)
+    return _pinned_slots([device_type(device) if device != "auto" else "cpu"], jobs, threads, cores)
+
+
+def _pinned_slots(devices: Sequence[str], jobs: int, threads: int, cores: Sequence[int] | None) -> list[Slot]:
+    """``jobs`` slots on each of ``devices``, the available cores split evenly between all of them."""
     cores = list(available_cores() if cores is None else cores)
-    if jobs > len(cores):
-        raise UsageError(f"--jobs {jobs}: this machine has {len(cores)} CPU core(s) available; "
-                         f"use --jobs {len(cores)} or fewer (each cell needs a core)")
-    share = len(cores) // jobs
+    count = jobs * len(devices)
+    on = "" if devices == ["cpu"] else f" on {', '.join(devices)}"
+    if count > len(cores):
+        fits = len(cores) // len(devices)
+        many = f"{count} cells at a time{on}" if len(devices) > 1 else f"--jobs {jobs}{on}"
+        raise UsageError(f"{many}: this machine has {len(cores)} CPU core(s) available; "
+                         f"use --jobs {fits} or fewer (each cell needs a core)" if fits else
+                         f"{many}: this machine has {len(cores)} CPU core(s) available, fewer than the devices; "
+                         "list fewer devices (each cell needs a core)")
+    share = len(cores) // count
     if threads > share:
-        raise UsageError(f"--threads {threads} with --jobs {jobs}: each cell gets {share} of the {len(cores)} cores; "
+        raise UsageError(f"--threads {threads} with --jobs {jobs}{on}: each cell gets {share} of the {len(cores)} cores; "
                          f"use --threads {share} or fewer, or 0 (one per core of the cell's share)")
     # Each slot owns whole cores; a remainder (e.g. 1 of 3 cores with --jobs 2) stays idle so that every
-    # cell runs with the same number of threads.
-    return [Slot(device_type(device) if device != "auto" else "cpu", tuple(cores[i * share:(i + 1) * share]))
-            for i in range(jobs)]
+    # cell runs with the same number of threads. Slots alternate between devices, so that the scheduler's
+    # first cells spread over the devices before any device takes a second one.
+    pairs = [(d, j) for j in range(jobs) for d in devices]
+    return [Slot(d, tuple(cores[i * share:(i + 1) * share])) for i, (d, _) in enumerate(pairs)]
 
 
 def run_in_slots(jobs: Sequence[CellJob], slots: Sequence[Slot], run_one: RunOne,
@@ -141,7 +165,7 @@ def run_in_slots(jobs: Sequence[CellJob], slots: Sequence[Slot], run_one: RunOne
                 record = job.failed(f"{type(exc).__name__}: {exc}", slot.device)
             out.put(("done", job, record))
 
-    workers = [threading.Thread(target=serve, args=(slot,), name=f"tbench-slot-{slot.device}", daemon=True)
+    workers = [threading.Thread(target=serve, args=(slot,), name=f"tbench-slot-{slot.label}", daemon=True)
                for slot in list(slots)[:len(jobs)]]
     for worker in workers:
         worker.start()
