@@ -17,7 +17,11 @@ Printed per method: seconds of each part, tokens/s of generation, the before/now
 answers are token-for-token identical between the two paths (batch composition changes rounding, so a
 near tie can flip; the guard bounds that per answer).
 
-Usage: python bench/evaluation.py [--methods zero-shot,lora,prompt] [--examples 80] [--batch 128] [--bare 8]
+Each method's before and now run --rounds times (default 3), alternating which goes first, on the same
+model in one process; every figure is the median over the rounds (one pair was too noisy on a shared
+machine: the same code gave 1.84x and 2.16x for zero-shot in two runs twelve minutes apart).
+
+Usage: python bench/evaluation.py [--methods zero-shot,lora,prompt] [--examples 80] [--batch 128] [--bare 8] [--rounds 3]
        [--precision auto|fp32|bf16] [--out FILE]
 """
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from dataclasses import replace
@@ -69,6 +74,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128, help="evaluation batch size now (the default)")
     parser.add_argument("--examples", type=int, default=80)
     parser.add_argument("--bare", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="before/now pairs, alternating order; medians")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="as tbench run's --precision (fp32: the answers of both paths must be identical)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "evaluation.json"))
@@ -102,19 +108,38 @@ def main() -> None:
         picked = pick_guard_indices(prompts, 2)
         guard_prompts = [prompts[i] for i in picked]
 
-        before = {"guard": old_guard(model, guard_prompts, base)}
-        old_answers, before["generation"] = timed(lambda: generate_all(model, prompts, base))
-        _, before["latency"] = timed(lambda: generate_batch(model, [prompts[0]], base))
-
         now_settings = replace(base, batch_size=args.batch, decoding=decoding)
-        now = {}
-        # As the cell does: one block for all three parts, the weights cast to the precision once in it
-        # (its first forward pass pays the casts, inside the generation time).
-        with weights_cast_once(model, now_settings.device, dtype):
-            new_answers, now["generation"] = timed(lambda: generate_all(model, prompts, now_settings))
-            guard, now["guard"] = timed(lambda: generation_guard(model, guard_prompts, now_settings,
-                                                                 [new_answers[i] for i in picked]))
-            _, now["latency"] = timed(lambda: generate_batch(model, [prompts[0]], now_settings))
+
+        def run_before():
+            parts = {"guard": old_guard(model, guard_prompts, base)}
+            answers, parts["generation"] = timed(lambda: generate_all(model, prompts, base))
+            _, parts["latency"] = timed(lambda: generate_batch(model, [prompts[0]], base))
+            return parts, answers, None
+
+        def run_now():
+            parts = {}
+            # As the cell does: one block for all three parts, the weights cast to the precision once in it
+            # (its first forward pass pays the casts, inside the generation time).
+            with weights_cast_once(model, now_settings.device, dtype):
+                answers, parts["generation"] = timed(lambda: generate_all(model, prompts, now_settings))
+                checked, parts["guard"] = timed(lambda: generation_guard(model, guard_prompts, now_settings,
+                                                                         [answers[i] for i in picked]))
+                _, parts["latency"] = timed(lambda: generate_batch(model, [prompts[0]], now_settings))
+            return parts, answers, checked
+
+        # Rounds alternate the order (before, now; now, before; ...) so that a shared machine's drift falls on
+        # both alike; each part's figure is its median over the rounds.
+        parts_of: dict[str, list[dict[str, float]]] = {"before": [], "now": []}
+        for index in range(args.rounds):
+            for path in (("before", "now") if index % 2 == 0 else ("now", "before")):
+                if path == "before":
+                    parts, old_answers, _ = run_before()
+                else:
+                    parts, new_answers, guard = run_now()
+                parts_of[path].append(parts)
+        totals = {path: [sum(parts.values()) for parts in runs] for path, runs in parts_of.items()}
+        before, now = ({key: statistics.median(parts[key] for parts in parts_of[path]) for key in parts_of[path][0]}
+                       for path in ("before", "now"))
 
         bare_tokens = 0
         start = time.perf_counter()
@@ -132,8 +157,10 @@ def main() -> None:
         row = {
             "decoding": decoding,
             "before_seconds": before, "now_seconds": now,
-            "before_total": sum(before.values()), "now_total": sum(now.values()),
-            "speedup": sum(before.values()) / sum(now.values()),
+            "rounds": args.rounds,
+            "before_totals": totals["before"], "now_totals": totals["now"],
+            "before_total": statistics.median(totals["before"]), "now_total": statistics.median(totals["now"]),
+            "speedup": statistics.median(totals["before"]) / statistics.median(totals["now"]),
             "generated_tokens": generated,
             "tokens_per_second_now": generated / now["generation"],
             "tokens_per_second_before": sum(len(a) for a in old_answers) / before["generation"],
@@ -144,11 +171,16 @@ def main() -> None:
         row["engine_vs_bare"] = row["tokens_per_second_now"] / row["tokens_per_second_bare_generate"]
         report["methods"][name] = row
         print(f"{name} ({decoding}): before {row['before_total']:.1f} s {fmt(before)} | now {row['now_total']:.1f} s "
-              f"{fmt(now)} | x{row['speedup']:.2f} | tokens/s now {row['tokens_per_second_now']:.0f}, before "
+              f"{fmt(now)} | per round before {fmt_list(totals['before'])}, now {fmt_list(totals['now'])} "
+              f"| x{row['speedup']:.2f} | tokens/s now {row['tokens_per_second_now']:.0f}, before "
               f"{row['tokens_per_second_before']:.0f}, bare generate {row['tokens_per_second_bare_generate']:.1f} "
               f"(x{row['engine_vs_bare']:.1f}) | identical answers {row['identical_answers']}/{len(prompts)} | "
               f"guard {guard.as_record()}", flush=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+
+
+def fmt_list(values) -> str:
+    return "[" + ", ".join(f"{v:.1f}" for v in values) + "]"
 
 
 def fmt(parts: dict) -> str:
