@@ -77,7 +77,7 @@ def test_cell_processes_die_with_a_killed_parent_and_the_next_run_is_clean(tmp_p
 
 
 def test_a_survivor_holding_a_cell_directory_is_not_shared(tmp_path):
-    from tuning_bench.run.executor import lock_cell_dir
+    from tuning_bench.run.cellprocess import lock_cell_dir
 
     held = lock_cell_dir(tmp_path / "cell")
     try:

@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tuning_bench.run.executor import CELL_LOCK, CellJob, LocalExecutor
+from tuning_bench.run.cellprocess import CELL_LOCK
+from tuning_bench.run.executor import CellJob, LocalExecutor
 from tuning_bench.run.slots import Slot
 
 # Ray sets this per task to the GPUs it gave the task; the cell process must see the same.
