@@ -4,11 +4,14 @@ fill-order: the engine's generation of --examples prompts in one batch with fini
     the last rows (`generation.fill_order`, the cache copying only moved rows) against the earlier loop that
     re-gathered every kept row of every layer; alternating rounds in one process, bf16 autocast in the cell's
     cast-once block, medians; and how many answers are identical.
+one-answer: torch.profiler over the first test prompt answered alone (zero-shot, bf16, cast-once block), as
+    the cell's latency figure is taken: per decode step, the time in matrix products, the rest, and how
+    many aten operations it dispatches.
 linear: what one decode step at batch 1 reads: `torch.nn.functional.linear` of one row against each weight
     shape of the model (30 different weights per shape, so none is cache-hot), in fp32 and bf16, as GB/s of
     weights read, beside a plain 256 MiB copy (read + write) as the machine's memory rate.
 
-Usage: python bench/decoding_probes.py [--probe fill-order,linear] [--examples 80] [--rounds 4] [--out FILE]
+Usage: python bench/decoding_probes.py [--probe fill-order,one-answer,linear] [--examples 80] [--rounds 4] [--out FILE]
 """
 
 from __future__ import annotations
@@ -72,6 +75,48 @@ def fill_order_probe(examples: int, rounds: int) -> dict:
     return result
 
 
+def one_answer_probe() -> dict:
+    from collections import Counter
+
+    from torch.profiler import ProfilerActivity, profile
+
+    from tuning_bench.engine.allocator import reuse_freed_memory
+    from tuning_bench.engine.castcache import weights_cast_once
+    from tuning_bench.engine.generation import GenerationSettings, eos_ids_for, generate_batch
+    from tuning_bench.engine.prompting import resolve_format
+
+    reuse_freed_memory()
+    catalog, task, source, loaded, encoded = load()
+    model, tokenizer = loaded.model.eval(), loaded.tokenizer
+    prompt = encoded.splits["test"][0].prompt_ids
+    eos = eos_ids_for(tokenizer, model, resolve_format(tokenizer).answer_end)
+    settings = GenerationSettings(task.max_new_tokens, eos, tokenizer.pad_token_id, 128, "engine", torch.device("cpu"),
+                                  torch.bfloat16)
+    with weights_cast_once(model, settings.device, torch.bfloat16):
+        generate_batch(model, [prompt], settings)  # warm-up
+        start = time.perf_counter()
+        answer = generate_batch(model, [prompt], settings)[0]
+        seconds = time.perf_counter() - start
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            generate_batch(model, [prompt], settings)
+    self_us: Counter = Counter()
+    calls: Counter = Counter()
+    for event in prof.key_averages():
+        if event.key.startswith("aten::"):
+            self_us[event.key] += event.self_cpu_time_total
+            calls[event.key] += event.count
+    steps = len(answer) + 1  # the prompt's pass and one step per token after the first (the last step ends it)
+    matmul = sum(v for k, v in self_us.items() if k in ("aten::mm", "aten::addmm", "aten::bmm"))
+    result = {"seconds": seconds, "steps": steps, "new_tokens": len(answer),
+              "matmul_ms_per_step": matmul / 1e3 / steps,
+              "other_aten_ms_per_step": (sum(self_us.values()) - matmul) / 1e3 / steps,
+              "aten_calls_per_step": sum(calls.values()) / steps}
+    print(f"one-answer: {len(answer)} new tokens in {seconds:.2f} s ({seconds / steps * 1e3:.1f} ms per step); per step "
+          f"{result['matmul_ms_per_step']:.1f} ms in matrix products, {result['other_aten_ms_per_step']:.1f} ms in other "
+          f"aten operations, {result['aten_calls_per_step']:.0f} aten calls (nested calls counted)", flush=True)
+    return result
+
+
 def _rate(fn, repeats: int) -> float:
     for _ in range(3):
         fn()
@@ -109,7 +154,7 @@ def linear_probe() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--probe", default="fill-order,linear")
+    parser.add_argument("--probe", default="fill-order,one-answer,linear")
     parser.add_argument("--examples", type=int, default=80)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--out", default=str(Path(__file__).parent / "decoding_probes.json"))
@@ -120,6 +165,8 @@ def main() -> None:
     probes = args.probe.split(",")
     if "fill-order" in probes:
         report["fill_order"] = fill_order_probe(args.examples, args.rounds)
+    if "one-answer" in probes:
+        report["one_answer"] = one_answer_probe()
     if "linear" in probes:
         report["linear"] = linear_probe()
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")

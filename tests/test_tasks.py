@@ -23,6 +23,7 @@ def _tasks_module(name: str):
 
 
 catalog = _tasks_module("catalog")
+vocabulary = _tasks_module("vocabulary")
 wording = _tasks_module("wording")
 product_descriptions = _tasks_module("product_descriptions")
 review_sentiment = _tasks_module("review_sentiment")
@@ -156,7 +157,7 @@ def test_english_helpers():
     assert wording.negate("has a lid") == "doesn't have a lid"
     assert wording.plural("casserole dish") == "casserole dishes"
     assert wording.join_words(["a", "b", "c"]) == "a, b and c"
-    assert catalog.amounts(500, 1000, 250, "ml") == ("500 ml", "750 ml", "1000 ml")
+    assert vocabulary.amounts(500, 1000, 250, "ml") == ("500 ml", "750 ml", "1000 ml")
 
 
 # --- product-descriptions -----------------------------------------------------------------------------

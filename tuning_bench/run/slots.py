@@ -133,8 +133,8 @@ def _pinned_slots(devices: Sequence[str], jobs: int, threads: int, cores: Sequen
     # Each slot owns whole cores; a remainder (e.g. 1 of 3 cores with --jobs 2) stays idle so that every
     # cell runs with the same number of threads. Slots alternate between devices, so that the scheduler's
     # first cells spread over the devices before any device takes a second one.
-    pairs = [(d, j) for j in range(jobs) for d in devices]
-    return [Slot(d, tuple(cores[i * share:(i + 1) * share])) for i, (d, _) in enumerate(pairs)]
+    order = [device for _ in range(jobs) for device in devices]
+    return [Slot(device, tuple(cores[i * share:(i + 1) * share])) for i, device in enumerate(order)]
 
 
 def run_in_slots(jobs: Sequence[CellJob], slots: Sequence[Slot], run_one: RunOne,
