@@ -1,4 +1,4 @@
-"""Two probes behind bench/RESULTS.md "Evaluation, third pass", on smollm2-135m and the default task's test prompts.
+"""Probes behind bench/RESULTS.md "Evaluation, third pass" and "fourth pass", on smollm2-135m and the default task's test prompts.
 
 fill-order: the engine's generation of --examples prompts in one batch with finished rows' places filled by
     the last rows (`generation.fill_order`, the cache copying only moved rows) against the earlier loop that
@@ -9,9 +9,13 @@ one-answer: torch.profiler over the first test prompt answered alone (zero-shot,
     many aten operations it dispatches.
 linear: what one decode step at batch 1 reads: `torch.nn.functional.linear` of one row against each weight
     shape of the model (30 different weights per shape, so none is cache-hot), in fp32 and bf16, as GB/s of
-    weights read, beside a plain 256 MiB copy (read + write) as the machine's memory rate.
+    weights read, beside a plain 256 MiB copy (read + write) as the machine's memory rate; in bf16 also
+    with the weight laid out once for oneDNN (`engine.packedlinear`).
+packed: the cell's answering block with linear layers laid out once (`engine.packedlinear`) against the
+    block without it, for zero-shot and an untrained LoRA: generation of --examples prompts in one batch and
+    the first prompt answered alone, alternating rounds in one process, bf16, medians; identical answers.
 
-Usage: python bench/decoding_probes.py [--probe fill-order,one-answer,linear] [--examples 80] [--rounds 4] [--out FILE]
+Usage: python bench/decoding_probes.py [--probe fill-order,one-answer,linear,packed] [--examples 80] [--rounds 4] [--out FILE]
 """
 
 from __future__ import annotations
@@ -102,11 +106,11 @@ def one_answer_probe() -> dict:
     self_us: Counter = Counter()
     calls: Counter = Counter()
     for event in prof.key_averages():
-        if event.key.startswith("aten::"):
+        if event.key.startswith(("aten::", "mkldnn::")):  # mkldnn: the products of layers laid out once
             self_us[event.key] += event.self_cpu_time_total
             calls[event.key] += event.count
     steps = len(answer) + 1  # the prompt's pass and one step per token after the first (the last step ends it)
-    matmul = sum(v for k, v in self_us.items() if k in ("aten::mm", "aten::addmm", "aten::bmm"))
+    matmul = sum(v for k, v in self_us.items() if k in ("aten::mm", "aten::addmm", "aten::bmm", "mkldnn::_linear_pointwise"))
     result = {"seconds": seconds, "steps": steps, "new_tokens": len(answer),
               "matmul_ms_per_step": matmul / 1e3 / steps,
               "other_aten_ms_per_step": (sum(self_us.values()) - matmul) / 1e3 / steps,
@@ -144,11 +148,80 @@ def linear_probe() -> dict:
                 return torch.nn.functional.linear(row, weights[turn[0]])
 
             seconds = _rate(step, 300)
-            gbs = weights[0].numel() * weights[0].element_size() / seconds / 1e9
-            result["linear"].append({"shape": [out_features, in_features], "dtype": str(dtype).split(".")[-1],
-                                     "microseconds": seconds * 1e6, "gb_per_s": gbs})
-            print(f"  weight {out_features} x {in_features} {str(dtype).split('.')[-1]:8s} {seconds * 1e6:8.0f} us "
-                  f"{gbs:5.1f} GB/s", flush=True)
+            entry = {"shape": [out_features, in_features], "dtype": str(dtype).split(".")[-1],
+                     "microseconds": seconds * 1e6,
+                     "gb_per_s": weights[0].numel() * weights[0].element_size() / seconds / 1e9}
+            if dtype == torch.bfloat16:  # the same product on weights laid out once (engine.packedlinear)
+                packed = [torch.ops.mkldnn._reorder_linear_weight(w, 1) for w in weights]
+
+                def packed_step():
+                    turn[0] = (turn[0] + 1) % len(packed)
+                    return torch.ops.mkldnn._linear_pointwise(row, packed[turn[0]], None, "none", [], "")
+
+                entry["packed_microseconds"] = _rate(packed_step, 300) * 1e6
+                entry["packed_gb_per_s"] = entry["gb_per_s"] * entry["microseconds"] / entry["packed_microseconds"]
+            result["linear"].append(entry)
+            laid_out = (f", laid out once {entry['packed_microseconds']:6.0f} us {entry['packed_gb_per_s']:5.1f} GB/s"
+                        if "packed_microseconds" in entry else "")
+            print(f"  weight {out_features} x {in_features} {entry['dtype']:8s} {entry['microseconds']:8.0f} us "
+                  f"{entry['gb_per_s']:5.1f} GB/s{laid_out}", flush=True)
+    return result
+
+
+def packed_probe(examples: int, rounds: int) -> dict:
+    from contextlib import contextmanager
+
+    from tuning_bench.api.options import resolve_options
+    from tuning_bench.engine import castcache
+    from tuning_bench.engine.allocator import reuse_freed_memory
+    from tuning_bench.engine.generation import GenerationSettings, eos_ids_for, generate_all, generate_batch
+    from tuning_bench.engine.prompting import resolve_format
+
+    @contextmanager
+    def not_packed(model, device, dtype):  # the block as it was: weights cast once, layers unchanged
+        yield 0
+
+    reuse_freed_memory()
+    catalog, task, source, loaded, encoded = load()
+    tokenizer = loaded.tokenizer
+    prompts = [e.prompt_ids for e in encoded.splits["test"][:examples]]
+    eos = eos_ids_for(tokenizer, loaded.model, resolve_format(tokenizer).answer_end)
+    settings = GenerationSettings(task.max_new_tokens, eos, tokenizer.pad_token_id, 128, "engine", torch.device("cpu"),
+                                  torch.bfloat16)
+    lora = catalog.methods.get("lora")
+    models = {"zero-shot": loaded.model.eval(),
+              "lora": lora.adapt(source.load(task_kind=task.kind), task, resolve_options("lora", lora.options, {})).eval()}
+    variants = {"packed": castcache.linears_packed, "cast_once": not_packed}
+    result = {"examples": examples, "rounds": rounds, "methods": {}}
+    try:
+        for method, model in models.items():
+            seconds = {f"{name}_{part}": [] for name in variants for part in ("generation", "one_answer")}
+            answers: dict[str, list[list[int]]] = {}
+            for index in range(rounds):
+                for name in (list(variants) if index % 2 == 0 else list(variants)[::-1]):
+                    castcache.linears_packed = variants[name]
+                    with castcache.weights_cast_once(model, settings.device, torch.bfloat16):
+                        generate_batch(model, [prompts[0]], settings)  # the block's first use: casts or layouts
+                        start = time.perf_counter()
+                        answers[name] = generate_all(model, prompts, settings)
+                        middle = time.perf_counter()
+                        answers[name].append(generate_batch(model, [prompts[0]], settings)[0])
+                        seconds[f"{name}_one_answer"].append(time.perf_counter() - middle)
+                        seconds[f"{name}_generation"].append(middle - start)
+            medians = {key: statistics.median(values) for key, values in seconds.items()}
+            entry = {"seconds": seconds, "median_seconds": medians,
+                     "generation_speedup": medians["cast_once_generation"] / medians["packed_generation"],
+                     "one_answer_speedup": medians["cast_once_one_answer"] / medians["packed_one_answer"],
+                     "identical_answers": sum(a == b for a, b in zip(answers["packed"], answers["cast_once"])),
+                     "answers": len(answers["packed"])}
+            result["methods"][method] = entry
+            print(f"packed, {method}: generation of {examples} prompts {medians['cast_once_generation']:.2f} -> "
+                  f"{medians['packed_generation']:.2f} s (x{entry['generation_speedup']:.2f}), one answer "
+                  f"{medians['cast_once_one_answer']:.2f} -> {medians['packed_one_answer']:.2f} s "
+                  f"(x{entry['one_answer_speedup']:.2f}); identical answers {entry['identical_answers']}/{entry['answers']}",
+                  flush=True)
+    finally:
+        castcache.linears_packed = variants["packed"]
     return result
 
 
@@ -169,6 +242,8 @@ def main() -> None:
         report["one_answer"] = one_answer_probe()
     if "linear" in probes:
         report["linear"] = linear_probe()
+    if "packed" in probes:
+        report["packed"] = packed_probe(args.examples, args.rounds)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
 
 
