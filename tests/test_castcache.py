@@ -109,3 +109,59 @@ def test_a_merge_after_the_block_is_seen_by_the_next_block():
         after = generate_all(model, prompts, settings)
     assert after == generate_all(model, prompts, settings)  # the same as casting at every pass
     assert after != before
+
+
+def _train(model, ids, steps: int, block) -> list[float]:
+    """A few bf16-autocast SGD steps on the adapter, inside ``block`` (a context manager factory)."""
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    losses = []
+    with block(model):
+        for _ in range(steps):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = model(input_ids=ids, labels=ids).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+    return losses
+
+
+def test_training_with_the_frozen_base_cast_once_is_bit_identical():
+    from contextlib import nullcontext
+
+    from tuning_bench.engine.castcache import frozen_linears_cast_once
+
+    tokenizer = tiny_tokenizer()
+    ids = torch.tensor([_prompts(tokenizer)[1]])
+    plain, once = _lora_model(tokenizer).train(), _lora_model(tokenizer).train()
+    cast_once = lambda model: frozen_linears_cast_once(model, CPU, torch.bfloat16)  # noqa: E731
+    assert _train(plain, ids, 4, lambda model: nullcontext()) == _train(once, ids, 4, cast_once)
+    for (name, a), b in zip(plain.named_parameters(), once.parameters()):
+        assert torch.equal(a, b), name
+    assert not any("forward" in vars(module) for module in once.modules())
+
+
+def test_during_training_a_frozen_weight_is_cast_once_and_again_when_it_changes():
+    from tuning_bench.engine.castcache import frozen_linears_cast_once
+
+    tokenizer = tiny_tokenizer()
+    model = _lora_model(tokenizer).train()
+    ids = torch.tensor([_prompts(tokenizer)[1]])
+    frozen = [m for m in model.modules() if type(m) is torch.nn.Linear and not m.weight.requires_grad]
+    with torch.no_grad():
+        outside = _weight_casts(model, ids)
+    with frozen_linears_cast_once(model, CPU, torch.bfloat16) as count, torch.no_grad():
+        assert count == len(frozen)
+        first, second = _weight_casts(model, ids), _weight_casts(model, ids)
+        assert second <= outside - len(frozen) < first  # the first pass casts, later ones reuse every copy
+        frozen[0].weight.mul_(-1.0)  # written in place: the held copy is stale
+        assert _weight_casts(model, ids) == second + 1  # that weight cast afresh
+        assert _weight_casts(model, ids) == second  # and held again
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            inside = model(input_ids=ids).logits
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert torch.equal(model(input_ids=ids).logits, inside)  # the plain computation with the changed weight
+        fp32 = model(input_ids=ids).logits
+    with frozen_linears_cast_once(model, CPU, torch.bfloat16), torch.no_grad():
+        assert torch.equal(model(input_ids=ids).logits, fp32)  # outside autocast a layer computes as its class does
