@@ -6,12 +6,8 @@
   lm_head:  the frozen LM head over kept positions given as a count vs as indices (tuning_bench/engine/losses.py)
   allocator: median training step of LoRA and full fine-tuning with glibc's default thresholds vs
              the engine's (tuning_bench/engine/allocator.py), in fresh processes taking turns
-  frozen_cast: the engine's training step of LoRA and prompt tuning under bf16 autocast with the frozen
-             base cast at every step vs once for the phase (engine.castcache.frozen_linears_cast_once):
-             two identically initialised models taking the same batches, alternating which steps first;
-             median of per-step ratios, and whether the losses are identical
 
-Usage: python bench/levers.py [--only padding,tokens,lm_head,threads,allocator,frozen_cast] [--out bench/levers.json]
+Usage: python bench/levers.py [--only padding,tokens,lm_head,threads,allocator] [--out bench/levers.json]
 """
 
 from __future__ import annotations
@@ -174,45 +170,7 @@ def lm_head_lever(loaded, encoded, repeats: int = 7) -> dict:
     return results
 
 
-SECTIONS = ("padding", "tokens", "lm_head", "threads", "allocator", "frozen_cast")
-
-
-def frozen_cast_lever(catalog, task, source, loaded, encoded, steps) -> dict:
-    from tuning_bench.api.options import resolve_options
-    from tuning_bench.engine.castcache import frozen_linears_cast_once
-    from tuning_bench.engine.data import length_bucketed_batches
-    from tuning_bench.engine.trainer import TrainConfig, Trainer, make_feeder
-
-    examples = encoded.splits["train"]
-    results = {"environment": environment_line(), "precision": "bf16", "steps": steps}
-    for name in ("lora", "prompt"):
-        method = catalog.methods.get(name)
-        config = resolve_options(name, method.options, {})
-        trainers = []
-        for _ in range(2):  # the same seed: identical initial adapters
-            torch.manual_seed(0)
-            model = method.adapt(source.load(task_kind=task.kind), task, config)
-            feeder = make_feeder(model, loaded.kind, loaded.tokenizer.pad_token_id, torch.device("cpu"), torch.bfloat16)
-            trainers.append(Trainer(model, feeder, TrainConfig(steps=steps + 1, batch_size=4,
-                                                               learning_rate=config["learning_rate"], seed=0)))
-        per_step, losses = {"every_step": [], "once": []}, {"every_step": [], "once": []}
-        sampler = length_bucketed_batches([e.length for e in examples], 4, seed=0)
-        with frozen_linears_cast_once(trainers[1].model, torch.device("cpu"), torch.bfloat16):
-            for index in range(steps + 1):
-                batch = [examples[i] for i in next(sampler)]
-                for way in (("every_step", "once") if index % 2 == 0 else ("once", "every_step")):
-                    torch.manual_seed(index)  # the same dropout masks for both
-                    start = time.perf_counter()
-                    losses[way].append(trainers[way == "once"].step(batch))
-                    per_step[way].append(time.perf_counter() - start)
-        ratios = [a / b for a, b in zip(per_step["every_step"][1:], per_step["once"][1:])]  # the first: warm-up
-        results[name] = {"median_step_every_step": median(per_step["every_step"][1:]),
-                         "median_step_once": median(per_step["once"][1:]), "median_ratio": median(ratios),
-                         "identical_losses": losses["every_step"] == losses["once"]}
-        print(f"frozen_cast {name}: median step cast every step {results[name]['median_step_every_step']:.3f} s, "
-              f"once {results[name]['median_step_once']:.3f} s, x{results[name]['median_ratio']:.3f}; "
-              f"identical losses {results[name]['identical_losses']}", flush=True)
-    return results
+SECTIONS = ("padding", "tokens", "lm_head", "threads", "allocator")
 
 
 def main() -> None:
@@ -252,8 +210,6 @@ def main() -> None:
         results["threads"] = threads_lever(catalog, task, source, loaded, encoded, args.steps)
     if "allocator" in only:
         results["allocator"] = allocator_lever(args.allocator_pairs, args.steps)
-    if "frozen_cast" in only:
-        results["frozen_cast"] = frozen_cast_lever(catalog, task, source, loaded, encoded, args.steps)
     out.write_text(json.dumps(results, indent=1))
 
 

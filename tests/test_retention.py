@@ -53,6 +53,46 @@ def test_an_untrained_adapter_shows_no_forgetting(tmp_path):
     assert entry.before is not None and entry.change == 0.0 and retention.tasks_change == 0.0
 
 
+def test_in_bf16_retention_answers_in_one_block_with_the_figures_of_casting_at_every_pass(tmp_path, monkeypatch):
+    from contextlib import contextmanager
+
+    from tuning_bench.engine import castcache
+
+    def measured(folder):
+        loaded = TinyLlama().load(task_kind=TaskKind.GENERATION)
+        meter = RetentionMeter(loaded, TINY_GENERATION.name, [TINY_GENERATION, TINY_CLASSIFICATION],
+                               resolve_format(loaded.tokenizer), strategy_for(loaded.kind, TINY_GENERATION.kind),
+                               torch.device("cpu"), torch.bfloat16, 8, 512, 2, 0, folder)
+        meter.measure_base(loaded.model)
+        adapted = adapt(LoRA(), loaded)
+        with torch.no_grad():  # a trained-looking adapter (B is zero at initialisation)
+            for name, parameter in adapted.named_parameters():
+                if "lora_B" in name:
+                    parameter.normal_(0, 0.5)
+        return meter.measure_trained(adapted, LoRA.decoding).to_json()
+
+    blocks = []
+    in_one_block = castcache.weights_cast_once
+
+    def counted(model, device, dtype):
+        blocks.append(dtype)
+        return in_one_block(model, device, dtype)
+
+    @contextmanager
+    def every_pass(model, device, dtype):  # no block: autocast casts (and no layer is laid out) at every pass
+        with torch.no_grad():
+            yield
+
+    monkeypatch.setattr(castcache, "weights_cast_once", counted)
+    once = measured(tmp_path / "once")
+    assert blocks == [torch.bfloat16, torch.bfloat16]  # the base side and the trained side, one block each
+    monkeypatch.setattr(castcache, "weights_cast_once", every_pass)
+    again = measured(tmp_path / "every")
+    for figures in (once, again):
+        figures.pop("seconds")
+    assert once == again
+
+
 def test_before_is_the_base_model_not_a_freshly_initialised_soft_prompt(tmp_path):
     loaded, meter = loaded_and_meter(tmp_path)
     base_loss = meter.base.probe_loss

@@ -15,13 +15,6 @@ The weights must not change inside the block (a merge, a training step): the cac
 stale. Outside autocast (fp32) the block is only ``torch.no_grad()``. On a CPU under bf16 autocast the block
 also lays the linear layers' weights out once for oneDNN (``engine.packedlinear``), which replaces their
 casts (the laid-out copy is bf16) and speeds the products of decoding; the answers stay bit-identical.
-
-Training has the same waste for a frozen base: every step's forward pass casts every frozen weight
-again, to the same values. ``frozen_linears_cast_once`` keeps, for the training phase, one cast copy of
-each frozen linear layer's weight and hands autocast that copy, which it passes through unchanged, so
-the products, their gradients and the memory at the step's peak are those of casting per step (autocast
-keeps every cast weight alive from a layer's forward to its backward anyway). Trainable weights are
-left to autocast, and a frozen weight that changes (written in place, or unfrozen) is cast afresh.
 """
 
 from __future__ import annotations
@@ -55,45 +48,3 @@ def weights_cast_once(model: Any, device: torch.device, autocast_dtype: torch.dt
     finally:
         for parameter in frozen:
             parameter.requires_grad_(False)
-
-
-@contextmanager
-def frozen_linears_cast_once(model: Any, device: torch.device, autocast_dtype: torch.dtype | None) -> Iterator[int]:
-    """For the length of this block (a training phase), every plain ``nn.Linear`` of ``model`` whose weight
-    is frozen fp32 gives autocast a copy cast to ``autocast_dtype`` once instead of at every forward pass;
-    yields how many layers do. Outside autocast, or once the weight changes or is unfrozen, a layer computes
-    as its class does (recasting a changed weight). The layers are as before after the block."""
-    if autocast_dtype is None:
-        yield 0
-        return
-    layers = [module for module in model.modules()
-              if type(module) is torch.nn.Linear and not module.weight.requires_grad
-              and module.weight.dtype == torch.float32 and (module.bias is None or not module.bias.requires_grad)
-              and "forward" not in vars(module)]
-    try:
-        for layer in layers:
-            layer.forward = _cast_once_forward(layer, device.type, autocast_dtype)  # found before the class's
-        yield len(layers)
-    finally:
-        for layer in layers:
-            vars(layer).pop("forward", None)
-
-
-def _cast_once_forward(layer: torch.nn.Linear, device_type: str, dtype: torch.dtype) -> Any:
-    held: dict[str, Any] = {}
-
-    def forward(inputs: torch.Tensor) -> torch.Tensor:
-        weight, bias = layer.weight, layer.bias
-        if (weight.requires_grad or not torch.is_autocast_enabled(device_type)
-                or torch.get_autocast_dtype(device_type) != dtype):
-            return torch.nn.functional.linear(inputs, weight, bias)  # as nn.Linear computes
-        versions = (weight._version, None if bias is None else bias._version)  # bumped by every in-place write
-        if held.get("versions") != versions:
-            with torch.no_grad():
-                held["weight"] = weight.detach().to(dtype)
-                held["bias"] = None if bias is None else bias.detach().to(dtype)
-            held["versions"] = versions
-        # autocast casts the input as before and passes the already-cast weight through unchanged
-        return torch.nn.functional.linear(inputs, held["weight"], held["bias"])
-
-    return forward

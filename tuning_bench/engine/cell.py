@@ -270,7 +270,6 @@ def _prepare_data(spec: CellSpec, task: Any, method: Any, config: dict[str, Any]
 def _train_phase(spec: CellSpec, method: Any, config: dict[str, Any], adapted: Any, data: _Data, feeder: Any,
                  probe: Any, emit: Emit) -> Any:
     """The shared training loop, with the training phase's peak memory."""
-    from tuning_bench.engine.castcache import frozen_linears_cast_once
     from tuning_bench.engine.trainer import NonFiniteLoss, TrainConfig, train
 
     emit({"event": "phase", "phase": "training", "total": spec.steps})
@@ -279,12 +278,9 @@ def _train_phase(spec: CellSpec, method: Any, config: dict[str, Any], adapted: A
                                seed=spec.seed, val_every=spec.val_every, patience=spec.patience,
                                min_delta=spec.min_delta)
     try:
-        # A frozen base's weights are cast to the autocast precision once for the phase, not at every step
-        # (engine.castcache; the same arithmetic).
-        with frozen_linears_cast_once(adapted, feeder.device, feeder.autocast_dtype):
-            log = train(adapted, data.train, data.validation, feeder, train_config,
-                        on_step=lambda step, loss: emit({"event": "step", "step": step, "total": spec.steps, "loss": loss}),
-                        param_groups=method.parameter_groups(adapted, config), step_hook=method.on_step)
+        log = train(adapted, data.train, data.validation, feeder, train_config,
+                    on_step=lambda step, loss: emit({"event": "step", "step": step, "total": spec.steps, "loss": loss}),
+                    param_groups=method.parameter_groups(adapted, config), step_hook=method.on_step)
     except NonFiniteLoss as exc:
         raise CellFailed(str(exc)) from None
     probe.stop("train")

@@ -73,6 +73,9 @@ def linears_packed(model: Any, device: torch.device, autocast_dtype: torch.dtype
     layers = [module for module in model.modules()
               if type(module) is torch.nn.Linear and module.weight.dtype in (torch.float32, torch.bfloat16)
               and module.weight.device.type == "cpu" and "forward" not in vars(module)]
+    # Largest first: each layer briefly holds a plain bf16 copy beside its laid-out one, and the memory a
+    # large one frees is reused by the smaller ones after it, so the block's peak stays that of the copies.
+    layers.sort(key=lambda layer: layer.weight.numel(), reverse=True)
     matches: dict[tuple[tuple[int, ...], bool], bool] = {}
     packed_layers = []
     try:
@@ -84,6 +87,7 @@ def linears_packed(model: Any, device: torch.device, autocast_dtype: torch.dtype
                 key = (tuple(weight.shape), bias is not None)
                 if key not in matches:
                     matches[key] = _matches_plain(weight, packed, bias)
+                del weight  # before the next layer's copy is made
                 if matches[key]:
                     layer.forward = _packed_forward(packed, bias)  # an instance attribute: found before the class's
                     packed_layers.append(layer)

@@ -203,18 +203,23 @@ class RetentionMeter:
     def _measure(self, model: Any, decoding: str) -> _Side:
         from tuning_bench.engine.trainer import mean_loss
 
+        from tuning_bench.engine.castcache import weights_cast_once
+
         start = time.perf_counter()
         was_training = model.training
         model.eval()
         feeder = self._feeder(model)
         side = _Side()
-        if self.probe is not None and self.probe.texts:
-            side.probe_loss = mean_loss(model, self.probe.encoded(), feeder, self.batch_size)
-        for other in self.others:
-            try:
-                side.scores[other.task.name] = self._score(model, other, feeder, decoding)
-            except Exception as exc:  # e.g. a hub metric offline: recorded in the task's entry
-                side.errors[other.task.name] = f"{type(exc).__name__}: {exc}"
+        # One answering block, as in evaluation: each weight cast to the autocast precision once (and on a CPU
+        # laid out once) for the probe and every other task, not at every forward pass; the same numbers.
+        with weights_cast_once(model, self.device, self.autocast_dtype):
+            if self.probe is not None and self.probe.texts:
+                side.probe_loss = mean_loss(model, self.probe.encoded(), feeder, self.batch_size)
+            for other in self.others:
+                try:
+                    side.scores[other.task.name] = self._score(model, other, feeder, decoding)
+                except Exception as exc:  # e.g. a hub metric offline: recorded in the task's entry
+                    side.errors[other.task.name] = f"{type(exc).__name__}: {exc}"
         model.train(was_training)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
