@@ -9,21 +9,13 @@ import torch
 
 from tuning_bench.engine.castcache import weights_cast_once
 from tuning_bench.engine.generation import GenerationSettings, generate_all, teacher_forced_logits
-from tuning_bench.testing import tiny_llama, tiny_tokenizer
+from tuning_bench.testing import tiny_lora_llama, tiny_tokenizer
 
 CPU = torch.device("cpu")
 
 
 def _lora_model(tokenizer):
-    from peft import LoraConfig, get_peft_model
-
-    model = get_peft_model(tiny_llama(tokenizer, seed=3), LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8,
-                                                                     target_modules=["q_proj", "v_proj"]))
-    with torch.no_grad():  # a trained-looking adapter: B is zero at initialisation, which would hide it
-        for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0, 0.5)
-    return model.eval()
+    return tiny_lora_llama(tokenizer, seed=3)
 
 
 def _bf16_settings(tokenizer, decoding="engine"):

@@ -20,7 +20,7 @@ from tuning_bench.engine.strategies import strategy_for
 from tuning_bench.engine.trainer import TrainConfig, make_feeder, mean_loss, train
 from tuning_bench.run.records import CellRecord, Retention
 from tuning_bench.run.results import csv_text, validate
-from tuning_bench.testing import TINY_CLASSIFICATION, TINY_GENERATION, TinyLlama
+from tuning_bench.testing import TINY_CLASSIFICATION, TINY_GENERATION, TinyLlama, trained_looking_lora
 from tuning_bench_plugins.finetune import FineTune
 from tuning_bench_plugins.lora import LoRA
 from tuning_bench_plugins.prompt_tuning import PromptTuning
@@ -64,11 +64,7 @@ def test_in_bf16_retention_answers_in_one_block_with_the_figures_of_casting_at_e
                                resolve_format(loaded.tokenizer), strategy_for(loaded.kind, TINY_GENERATION.kind),
                                torch.device("cpu"), torch.bfloat16, 8, 512, 2, 0, folder)
         meter.measure_base(loaded.model)
-        adapted = adapt(LoRA(), loaded)
-        with torch.no_grad():  # a trained-looking adapter (B is zero at initialisation)
-            for name, parameter in adapted.named_parameters():
-                if "lora_B" in name:
-                    parameter.normal_(0, 0.5)
+        adapted = trained_looking_lora(adapt(LoRA(), loaded))
         return meter.measure_trained(adapted, LoRA.decoding).to_json()
 
     blocks = []

@@ -109,6 +109,27 @@ def tiny_llama(tokenizer: Any, hidden: int = 32, layers: int = 2, seed: int = 0,
     return model.eval()
 
 
+def trained_looking_lora(model: Any, std: float = 0.5) -> Any:
+    """Draw a PEFT LoRA model's B matrices: at initialisation they are zero, so the adapter's output would be
+    the base model's and a test comparing two ways of computing it could not tell them apart."""
+    import torch
+
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, std)
+    return model
+
+
+def tiny_lora_llama(tokenizer: Any, seed: int = 3) -> Any:
+    """``tiny_llama`` with LoRA (r 4 on q and v) whose B matrices are drawn, as after training; in eval mode."""
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(tiny_llama(tokenizer, seed=seed), LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8,
+                                                                        target_modules=["q_proj", "v_proj"]))
+    return trained_looking_lora(model).eval()
+
+
 def tiny_bert(tokenizer: Any, labels: tuple[str, ...], hidden: int = 32, layers: int = 2, seed: int = 0,
               init_std: float = 0.2) -> Any:
     """A randomly initialised two-layer BERT with a sequence-classification head (wide init, as tiny_llama)."""
