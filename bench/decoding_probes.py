@@ -1,4 +1,4 @@
-"""Probes behind bench/RESULTS.md "Evaluation, third pass" and "fourth pass", on smollm2-135m and the default task's test prompts.
+"""Probes behind bench/RESULTS.md "Evaluation", third to fifth pass, on smollm2-135m and the default task's test prompts.
 
 fill-order: the engine's generation of --examples prompts in one batch with finished rows' places filled by
     the last rows (`generation.fill_order`, the cache copying only moved rows) against the earlier loop that
@@ -14,8 +14,11 @@ linear: what one decode step at batch 1 reads: `torch.nn.functional.linear` of o
 packed: the cell's answering block with linear layers laid out once (`engine.packedlinear`) against the
     block without it, for zero-shot and an untrained LoRA: generation of --examples prompts in one batch and
     the first prompt answered alone, alternating rounds in one process, bf16, medians; identical answers.
+cache-dtype: the same comparison for the KV cache holding the autocast precision (`engine.kvcache`) against
+    holding what transformers' dynamic layer holds (fp32 under bf16 autocast).
 
-Usage: python bench/decoding_probes.py [--probe fill-order,one-answer,linear,packed] [--examples 80] [--rounds 4] [--out FILE]
+Usage: python bench/decoding_probes.py [--probe fill-order,one-answer,linear,packed,cache-dtype] [--examples 80]
+       [--rounds 4] [--out FILE]
 """
 
 from __future__ import annotations
@@ -168,11 +171,13 @@ def linear_probe() -> dict:
     return result
 
 
-def packed_probe(examples: int, rounds: int) -> dict:
+def switch_probe(change: str, examples: int, rounds: int) -> dict:
+    """One engine change on and off, side by side: zero-shot and an untrained LoRA in the cell's answering block,
+    generation of ``examples`` prompts in one batch and the first prompt alone, alternating rounds, medians."""
     from contextlib import contextmanager
 
     from tuning_bench.api.options import resolve_options
-    from tuning_bench.engine import castcache
+    from tuning_bench.engine import castcache, kvcache
     from tuning_bench.engine.allocator import reuse_freed_memory
     from tuning_bench.engine.generation import GenerationSettings, eos_ids_for, generate_all, generate_batch
     from tuning_bench.engine.prompting import resolve_format
@@ -181,6 +186,12 @@ def packed_probe(examples: int, rounds: int) -> dict:
     def not_packed(model, device, dtype):  # the block as it was: weights cast once, layers unchanged
         yield 0
 
+    switches = {  # (module, attribute, the value that turns the change off)
+        "packed": (castcache, "linears_packed", not_packed),
+        "cache-dtype": (kvcache, "_stored_dtype", lambda keys: keys.dtype),  # the cache kept as transformers keeps it
+    }
+    module, attribute, off = switches[change]
+    on = getattr(module, attribute)
     reuse_freed_memory()
     catalog, task, source, loaded, encoded = load()
     tokenizer = loaded.tokenizer
@@ -191,15 +202,15 @@ def packed_probe(examples: int, rounds: int) -> dict:
     lora = catalog.methods.get("lora")
     models = {"zero-shot": loaded.model.eval(),
               "lora": lora.adapt(source.load(task_kind=task.kind), task, resolve_options("lora", lora.options, {})).eval()}
-    variants = {"packed": castcache.linears_packed, "cast_once": not_packed}
-    result = {"examples": examples, "rounds": rounds, "methods": {}}
+    variants = {"on": on, "off": off}
+    result = {"change": change, "examples": examples, "rounds": rounds, "methods": {}}
     try:
         for method, model in models.items():
             seconds = {f"{name}_{part}": [] for name in variants for part in ("generation", "one_answer")}
             answers: dict[str, list[list[int]]] = {}
             for index in range(rounds):
                 for name in (list(variants) if index % 2 == 0 else list(variants)[::-1]):
-                    castcache.linears_packed = variants[name]
+                    setattr(module, attribute, variants[name])
                     with castcache.weights_cast_once(model, settings.device, torch.bfloat16):
                         generate_batch(model, [prompts[0]], settings)  # the block's first use: casts or layouts
                         start = time.perf_counter()
@@ -210,18 +221,18 @@ def packed_probe(examples: int, rounds: int) -> dict:
                         seconds[f"{name}_generation"].append(middle - start)
             medians = {key: statistics.median(values) for key, values in seconds.items()}
             entry = {"seconds": seconds, "median_seconds": medians,
-                     "generation_speedup": medians["cast_once_generation"] / medians["packed_generation"],
-                     "one_answer_speedup": medians["cast_once_one_answer"] / medians["packed_one_answer"],
-                     "identical_answers": sum(a == b for a, b in zip(answers["packed"], answers["cast_once"])),
-                     "answers": len(answers["packed"])}
+                     "generation_speedup": medians["off_generation"] / medians["on_generation"],
+                     "one_answer_speedup": medians["off_one_answer"] / medians["on_one_answer"],
+                     "identical_answers": sum(a == b for a, b in zip(answers["on"], answers["off"])),
+                     "answers": len(answers["on"])}
             result["methods"][method] = entry
-            print(f"packed, {method}: generation of {examples} prompts {medians['cast_once_generation']:.2f} -> "
-                  f"{medians['packed_generation']:.2f} s (x{entry['generation_speedup']:.2f}), one answer "
-                  f"{medians['cast_once_one_answer']:.2f} -> {medians['packed_one_answer']:.2f} s "
+            print(f"{change}, {method}: generation of {examples} prompts {medians['off_generation']:.2f} -> "
+                  f"{medians['on_generation']:.2f} s (x{entry['generation_speedup']:.2f}), one answer "
+                  f"{medians['off_one_answer']:.2f} -> {medians['on_one_answer']:.2f} s "
                   f"(x{entry['one_answer_speedup']:.2f}); identical answers {entry['identical_answers']}/{entry['answers']}",
                   flush=True)
     finally:
-        castcache.linears_packed = variants["packed"]
+        setattr(module, attribute, on)
     return result
 
 
@@ -242,8 +253,9 @@ def main() -> None:
         report["one_answer"] = one_answer_probe()
     if "linear" in probes:
         report["linear"] = linear_probe()
-    if "packed" in probes:
-        report["packed"] = packed_probe(args.examples, args.rounds)
+    for change in ("packed", "cache-dtype"):
+        if change in probes:
+            report[change.replace("-", "_")] = switch_probe(change, args.examples, args.rounds)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
 
 

@@ -81,6 +81,30 @@ def test_a_cache_with_reserved_room_holds_what_appending_holds():
             assert torch.equal(plain.keys, reserved.keys) and torch.equal(plain.values, reserved.values)
 
 
+def test_under_autocast_the_reserved_cache_holds_the_cast_states_and_attention_sees_the_same_values():
+    """transformers' dynamic layer keeps fp32 keys and values under bf16 autocast, which attention casts at every
+    step; the roomy layer holds them cast once: the same logits at every step, past the room too."""
+    from tuning_bench.engine.kvcache import reserve_room
+
+    tokenizer = tiny_tokenizer()
+    model = tiny_llama(tokenizer, seed=3).eval()
+    ids = torch.tensor(_prompts(tokenizer)[:1])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        appended = model(input_ids=ids, use_cache=True).past_key_values
+        roomy = model(input_ids=ids, use_cache=True).past_key_values
+        assert appended.layers[0].keys.dtype == appended.layers[0].values.dtype == torch.float32
+        reserve_room(roomy, 2)
+        for step in range(4):
+            token = torch.tensor([[5 + step]])
+            a = model(input_ids=token, past_key_values=appended, use_cache=True).logits
+            b = model(input_ids=token, past_key_values=roomy, use_cache=True).logits
+            assert torch.equal(a, b)
+        for plain, reserved in zip(appended.layers, roomy.layers):
+            assert reserved.keys.dtype == reserved.values.dtype == torch.bfloat16
+            assert torch.equal(plain.keys.to(torch.bfloat16), reserved.keys)
+            assert torch.equal(plain.values.to(torch.bfloat16), reserved.values)
+
+
 def test_the_fill_order_keeps_rows_in_place_and_moves_the_last_ones_into_finished_places():
     from tuning_bench.engine.generation import fill_order
 

@@ -6,6 +6,13 @@ autocast) those copies were 14 % of generation time (bench/RESULTS.md, "Evaluati
 loops know how many tokens an answer may add, so after the prompt's pass each plain dynamic layer is
 replaced by one that holds the same keys and values in a buffer with that much room and hands out views
 of its filled part: the same values, written once.
+
+Under autocast the buffers hold the autocast precision. transformers' dynamic layer stores the keys as
+RoPE leaves them, in fp32 (fp32 cos and sin promote the bf16 projection), and the values with them
+(its first ``torch.cat`` promotes to the keys' dtype); attention then cast the whole cache to bf16 again
+at every step (on SmolLM2-135M answering 80 prompts on a 2-core CPU, 10 % of generation time; bench/
+RESULTS.md, "Evaluation, fifth pass"). Storing each position cast once gives attention the values it cast
+to anyway, at half the memory.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ class _RoomyLayer(DynamicLayer):
 
     def __init__(self, layer: DynamicLayer, room: int) -> None:
         super().__init__()
-        self.dtype, self.device, self.is_initialized = layer.dtype, layer.device, True
+        self.dtype, self.device, self.is_initialized = _stored_dtype(layer.keys), layer.device, True
         self._filled = layer.keys.shape[-2]
         self._keys = self._reserve(layer.keys, room)
         self._values = self._reserve(layer.values, room)
@@ -30,8 +37,8 @@ class _RoomyLayer(DynamicLayer):
     def _reserve(self, states: torch.Tensor, room: int) -> torch.Tensor:
         shape = list(states.shape)
         shape[-2] += room
-        buffer = states.new_empty(shape)
-        buffer[..., : self._filled, :] = states
+        buffer = states.new_empty(shape, dtype=self.dtype)
+        buffer[..., : self._filled, :] = states  # cast as autocast casts: round to nearest
         return buffer
 
     def _expose(self) -> None:
@@ -42,8 +49,8 @@ class _RoomyLayer(DynamicLayer):
                ) -> tuple[torch.Tensor, torch.Tensor]:
         end = self._filled + key_states.shape[-2]
         if end > self._keys.shape[-2]:  # more than was reserved: grow as DynamicLayer does
-            self._keys = torch.cat([self._keys[..., : self._filled, :], key_states], dim=-2)
-            self._values = torch.cat([self._values[..., : self._filled, :], value_states], dim=-2)
+            self._keys = torch.cat([self._keys[..., : self._filled, :], key_states.to(self.dtype)], dim=-2)
+            self._values = torch.cat([self._values[..., : self._filled, :], value_states.to(self.dtype)], dim=-2)
         else:
             self._keys[..., self._filled:end, :] = key_states
             self._values[..., self._filled:end, :] = value_states
@@ -80,9 +87,19 @@ class _RoomyLayer(DynamicLayer):
         raise NotImplementedError("the engine's decoding loop never crops its cache")
 
 
+def _stored_dtype(keys: torch.Tensor) -> torch.dtype:
+    """The autocast precision where autocast is on for the cache's device and would cast these fp32 states
+    before attention; the states' own dtype otherwise."""
+    device_type = keys.device.type
+    if keys.dtype == torch.float32 and torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return keys.dtype
+
+
 def reserve_room(cache: Any, tokens: int) -> None:
     """Give every plain dynamic layer of ``cache`` room for ``tokens`` more positions, in place (other layer
-    kinds, such as sliding windows, and caches without layers are left as they are)."""
+    kinds, such as sliding windows, and caches without layers are left as they are). Call it inside the
+    autocast block that decodes: the buffers then hold that precision."""
     layers = getattr(cache, "layers", None)
     if not isinstance(layers, list):
         return
