@@ -201,9 +201,8 @@ class RetentionMeter:
                            self.autocast_dtype, self.strategy)
 
     def _measure(self, model: Any, decoding: str) -> _Side:
-        from tuning_bench.engine.trainer import mean_loss
-
         from tuning_bench.engine.castcache import weights_cast_once
+        from tuning_bench.engine.trainer import mean_loss
 
         start = time.perf_counter()
         was_training = model.training
