@@ -81,13 +81,12 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / "evaluation.json"))
     args = parser.parse_args()
 
+    from tuning_bench.engine.allocator import reuse_freed_memory
     from tuning_bench.engine.castcache import weights_cast_once
     from tuning_bench.engine.generation import (GenerationSettings, eos_ids_for, generate_all, generate_batch,
                                                 generation_guard, pick_guard_indices)
     from tuning_bench.engine.precision import choose_precision
     from tuning_bench.engine.prompting import resolve_format
-
-    from tuning_bench.engine.allocator import reuse_freed_memory
 
     torch.set_num_threads(threads())
     reuse_freed_memory()  # as in every cell (engine/cell.py): freed KV caches and logits are reused, not page-faulted back

@@ -114,8 +114,8 @@ def _summary_table(view: TaskView, failures: int) -> Table:
                      "Ans/s: answers per second at batch 8, unmerged.")
     if not complete:
         notes.append("n: seeds with a headline value / cells run.")
-    if sharing_note(view):
-        notes.append(sharing_note(view))
+    if note := sharing_note(view):
+        notes.append(note)
     notes += [f"not applicable: {m} ({r})" for m, r in view.not_applicable]
     if failures:
         notes.append(f"{failures} failed cell(s): see the Failures section of report.md")

@@ -199,7 +199,7 @@ def _task(view: TaskView, index: int, plots: list[Plot], intervals: dict[str, An
                      "± the sample standard deviation where a method has two or more seeds"
                      + (" and its paired-bootstrap 95 % CI from the verdict" if intervals else "")
                      + ". Other quality metrics are means over seeds. Click a column header to sort."
-                     + (f" {_e(sharing_note(view))}" if sharing_note(view) else "") + "</p>")
+                     + (f" {_e(note)}" if (note := sharing_note(view)) else "") + "</p>")
     else:
         parts.append("<p>No method produced a result for this task.</p>")
     if view.not_applicable:

@@ -67,7 +67,7 @@ def _task_section(view: TaskView, plots: list[tuple[str, str]], intervals: dict[
                       "standard deviation where a method has two or more seeds"
                       + (" and its paired-bootstrap 95 % CI from the verdict" if intervals else "")
                       + ". Other quality metrics are means over seeds."
-                      + (f" {sharing_note(view)}" if sharing_note(view) else ""), ""]
+                      + (f" {note}" if (note := sharing_note(view)) else ""), ""]
     else:
         lines += ["No method produced a result for this task.", ""]
     if view.not_applicable:
