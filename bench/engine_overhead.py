@@ -14,7 +14,7 @@ must agree, or the loops are not doing the same work. Achieved FLOP/s is compare
 fp32 matmul rate (best of 5 on 2048 and 3072 square products), measured beside every step (per-step
 ratio, then the median), and with the rate of products shaped like the model's own, measured once at the start.
 
-Usage: python bench/engine_overhead.py [--steps 14] [--methods prompt,lora,...] [--precision fp32|bf16]
+Usage: python bench/engine_overhead.py [--steps 14] [--methods prompt,lora,...] [--precision fp32|bf16] [--set M.O=V]
        [--out bench/overhead.json]
 
 With --precision bf16 every loop runs its forward pass under CPU bf16 autocast (as `tbench run` does when
@@ -149,6 +149,9 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="bf16: every loop under CPU bf16 autocast, efficiency against the bf16 matmul rate")
+    parser.add_argument("--set", action="append", default=[], metavar="METHOD.OPTION=VALUE",
+                        help="a method option other than its default, as in `tbench run --set` (to measure what "
+                             "bounds a figure, e.g. lora.dropout=0; the JSON records it)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "overhead.json"))
     args = parser.parse_args()
     autocast_dtype = torch.bfloat16 if args.precision == "bf16" else None
@@ -156,9 +159,13 @@ def main() -> None:
     torch.set_num_threads(threads())
 
     from tuning_bench.engine.data import length_bucketed_batches
-    from tuning_bench.api.options import resolve_options
+    from tuning_bench.api.options import parse_set_arguments, resolve_options
     from tuning_bench.engine.allocator import reuse_freed_memory
     from tuning_bench.engine.trainer import TrainConfig, Trainer, make_feeder
+
+    overrides = parse_set_arguments(args.set)
+    if unknown := sorted(set(overrides) - set(args.methods.split(","))):
+        parser.error(f"--set names {', '.join(unknown)}, not among --methods {args.methods}: nothing would use it")
 
     reuse_freed_memory()  # as in every cell; the bare loops share the process, so they get it too
 
@@ -170,14 +177,14 @@ def main() -> None:
     ceiling = matmul_gflops(dtype=ceiling_dtype)
     rows = round(median(len(b) * max(examples[i].length for i in b) for b in batches))  # padded tokens
     shaped = model_shaped_gflops(loaded.model.config, rows, dtype=ceiling_dtype)
-    results = {"environment": environment_line(), "precision": args.precision, "matmul_gflops": ceiling, "model_shaped_gflops": shaped,
+    results = {"environment": environment_line(), "precision": args.precision, "options_set": args.set, "matmul_gflops": ceiling, "model_shaped_gflops": shaped,
                "model_shaped_rows": rows, "steps": args.steps, "batch_size": args.batch_size, "methods": {}}
     print(results["environment"], f"| {args.precision} matmul {ceiling:.1f} GFLOP/s; shaped like the model's GEMMs at "
           f"{rows} rows {shaped:.1f} GFLOP/s", flush=True)
 
     for name in args.methods.split(","):
         method = catalog.methods.get(name)
-        config = resolve_options(name, method.options, {})
+        config = resolve_options(name, method.options, overrides.get(name, {}))
         lr = config["learning_rate"]
         runners = {}
         for variant in VARIANTS:

@@ -29,7 +29,7 @@ if [ "$phase" = setup ]; then
     python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --no-cache-dir --target /tmp/site . 2>&1 | tail -3
     python3 -c "import torch, transformers, peft, tuning_bench; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0), 'bf16', torch.cuda.is_bf16_supported())" || exit 1
     echo "== unit tests that need CUDA (tiny models)"
-    timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_engine.py tests/test_slots.py tests/test_castcache.py \
+    timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_engine.py tests/test_slots.py tests/test_castcache.py tests/test_shared_prefix.py \
         -k "cuda or guard or kept_logits or cast" 2>&1 | tail -8
     exit 0
 fi

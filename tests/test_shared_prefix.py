@@ -81,21 +81,23 @@ def test_a_cache_with_reserved_room_holds_what_appending_holds():
             assert torch.equal(plain.keys, reserved.keys) and torch.equal(plain.values, reserved.values)
 
 
-def test_under_autocast_the_reserved_cache_holds_the_cast_states_and_attention_sees_the_same_values():
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])
+def test_under_autocast_the_reserved_cache_holds_the_cast_states_and_attention_sees_the_same_values(device):
     """transformers' dynamic layer keeps fp32 keys and values under bf16 autocast, which attention casts at every
     step; the roomy layer holds them cast once: the same logits at every step, past the room too."""
     from tuning_bench.engine.kvcache import reserve_room
 
     tokenizer = tiny_tokenizer()
-    model = tiny_llama(tokenizer, seed=3).eval()
-    ids = torch.tensor(_prompts(tokenizer)[:1])
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    model = tiny_llama(tokenizer, seed=3).eval().to(device)
+    ids = torch.tensor(_prompts(tokenizer)[:1], device=device)
+    with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16):
         appended = model(input_ids=ids, use_cache=True).past_key_values
         roomy = model(input_ids=ids, use_cache=True).past_key_values
         assert appended.layers[0].keys.dtype == appended.layers[0].values.dtype == torch.float32
         reserve_room(roomy, 2)
         for step in range(4):
-            token = torch.tensor([[5 + step]])
+            token = torch.tensor([[5 + step]], device=device)
             a = model(input_ids=token, past_key_values=appended, use_cache=True).logits
             b = model(input_ids=token, past_key_values=roomy, use_cache=True).logits
             assert torch.equal(a, b)
