@@ -2,9 +2,10 @@
 
 One run of engine_overhead.py already takes its ceiling beside every step, yet runs of the same code on the
 same machine minutes apart read LoRA fp32 anywhere from 62 % to 68 % (bench/efficiency_rounds.json, AMD EPYC
-Zen 4): the shared host's state, and perhaps a process's memory layout, move the whole run. This runs engine_overhead.py ``--rounds`` times per
-method, each in a fresh process, the methods taking turns, and reports the median and range of each
-figure, so a target such as "60 % of the fp32 matmul rate" is judged on the median, with its spread beside it.
+Zen 4): the shared host's state, and perhaps a process's memory layout, move the whole run. This runs
+engine_overhead.py ``--rounds`` times per method, each in a fresh process, the methods taking turns, and
+reports the median and range of each figure, so a target such as "60 % of the fp32 matmul rate" is judged
+on the median, with its spread beside it.
 
 Usage: python bench/efficiency_rounds.py [--methods lora,finetune] [--rounds 5] [--precision fp32|bf16]
        [--set M.O=V] [--out bench/efficiency_rounds.json]
